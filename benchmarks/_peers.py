@@ -1,0 +1,41 @@
+"""Throwaway virtual environments for peer libraries (neural-tangents, PyHessian, WeightWatcher).
+
+Peers live under ``benchmarks/.peers/<name>`` (git-ignored) and are never imported into learnmech's own venv:
+benchmarks run peer code in a subprocess with the peer venv's python and exchange data through files.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import subprocess
+import sys
+from pathlib import Path
+
+PEERS = Path(__file__).resolve().parent / ".peers"
+
+
+def peer_python(name: str, requirements: list[str]) -> Path:
+    """Path to the python of peer venv ``name`` with ``requirements`` installed (created once; a file lock
+    makes concurrent callers wait instead of installing twice)."""
+    venv = PEERS / name
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    PEERS.mkdir(parents=True, exist_ok=True)
+    with open(PEERS / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        wanted = "\n".join(requirements)
+        if not (stamp.exists() and stamp.read_text() == wanted):
+            if not python.exists():
+                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirements], check=True)
+            stamp.write_text(wanted)
+    return python
+
+
+def run_peer(name: str, requirements: list[str], script: str | Path, *args: str, timeout: float = 3600) -> str:
+    """Run ``script`` with the peer venv's python; returns its stdout (raises with stderr on failure)."""
+    python = peer_python(name, requirements)
+    proc = subprocess.run([str(python), str(script), *args], capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"peer script {script} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc.stdout
