@@ -1,0 +1,343 @@
+"""Run claims and sweeps: a local process pool (default) or Ray; the driver alone writes the SQLite store.
+
+A *job* is one (claim, config, seed). Jobs already stored are skipped (resume) unless ``force``. Each finished job
+is committed at once, so killing the driver loses only the jobs in flight. A job that raises
+:class:`~learnmech.claims.Diverged` is stored with status ``"diverged"`` and the step; any other exception is stored
+as ``"failed"`` with its traceback, and the rest go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..claims import Claim, Diverged, get, progress, registry
+from .cache import set_cache_path
+from .store import Row, Store, config_hash
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: run ``claim`` with ``config`` and ``seed``."""
+
+    claim: str
+    config: Mapping[str, Any]
+    seed: int
+    kind: str = "quick"
+    sweep: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.claim, config_hash(self.claim, self.config), int(self.seed))
+
+
+@dataclass
+class Summary:
+    """What a run did: rows written this time, rows skipped because they were stored, and the status counts."""
+
+    total: int
+    skipped: int
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for row in self.rows:
+            key = row.verdict if row.status == "ok" else row.status
+            out[key or row.status] = out.get(key or row.status, 0) + 1
+        return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def execute(job: Job, backend: str = "local") -> Row:
+    """Run one job in this process and return its row (never raises for the claim's own failures)."""
+    import numpy as np
+    import torch
+
+    started, t0 = _now(), time.perf_counter()
+    status, result, step, tb = "ok", None, None, None
+    # Determinism: claims seed their own generators; seeding the globals too makes stray uses reproducible.
+    torch.manual_seed(job.seed)
+    np.random.seed(job.seed % 2**32)
+    try:
+        claim = get(job.claim)
+        result = claim.run(dict(job.config), int(job.seed)).to_dict()
+        status = result.get("status", "ok")
+    except Diverged as exc:
+        status, step, tb = "diverged", exc.step, str(exc)
+    except Exception:
+        status, tb = "failed", traceback.format_exc()
+    return Row(
+        claim=job.claim, config_hash=job.key[1], seed=int(job.seed), kind=job.kind, sweep=job.sweep,
+        config=dict(job.config), status=status, verdict=(result or {}).get("verdict") if status == "ok" else None,
+        error=(result or {}).get("error"), tolerance=(result or {}).get("tolerance"),
+        prediction=(result or {}).get("prediction"), measurement=(result or {}).get("measurement"), result=result,
+        diverged_step=step, traceback=tb, started_at=started, finished_at=_now(),
+        duration_s=time.perf_counter() - t0, version=__version__, backend=backend, host=socket.gethostname(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progress: a line per finished job (done/total, failures, ETA) and per-step lines from inside the claims.
+
+
+class Progress:
+    """Prints progress to ``stream`` (stderr): one line per step event (rate-limited) and per finished job."""
+
+    def __init__(self, total: int, stream: Any = None, quiet: bool = False) -> None:
+        self.total, self.done, self.failed, self.quiet = total, 0, 0, quiet
+        self.stream = stream if stream is not None else sys.stderr
+        self.t0 = time.perf_counter()
+        self._last_step = 0.0
+        self._lock = threading.Lock()
+
+    def _eta(self) -> str:
+        if self.done == 0:
+            return "?"
+        remaining = (time.perf_counter() - self.t0) / self.done * (self.total - self.done)
+        return f"{remaining:.0f}s"
+
+    def bar(self) -> str:
+        width = 24
+        filled = int(width * self.done / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        return f"[{bar}] {self.done}/{self.total} failed={self.failed} eta={self._eta()}"
+
+    def job_done(self, row: Row) -> None:
+        with self._lock:
+            self.done += 1
+            self.failed += row.status == "failed"
+            outcome = row.verdict if row.status == "ok" else row.status.upper()
+            if not self.quiet:
+                print(f"{self.bar()}  {row.claim} seed={row.seed}: {outcome} ({row.duration_s:.1f}s)",
+                      file=self.stream, flush=True)
+                if row.status == "failed" and row.traceback:
+                    print("    " + row.traceback.strip().splitlines()[-1], file=self.stream, flush=True)
+
+    def step(self, claim: str, done: int, total: int, message: str) -> None:
+        now = time.perf_counter()
+        if self.quiet or (now - self._last_step < 0.5 and done < total):
+            return
+        self._last_step = now
+        with self._lock:
+            print(f"    {claim}: step {done}/{total} {message}", file=self.stream, flush=True)
+
+
+def _queue_sink(queue: Any) -> Callable[[str, int, int, str], None]:
+    def sink(claim: str, done: int, total: int, message: str) -> None:
+        queue.put((claim, done, total, message))
+
+    return sink
+
+
+def _worker_init(queue: Any, threads: int, cache_path: str | None) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    set_cache_path(cache_path)
+    progress.set_sink(_queue_sink(queue))
+
+
+def _execute_with_progress(job: Job) -> Row:
+    progress.set_sink(progress._sink, job.claim)  # name the claim in this worker's progress events
+    return execute(job, "local")
+
+
+def _run_local(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], prog: Progress,
+               cache_path: str | None) -> None:
+    if workers <= 1:
+        # In-process: simplest, and what tests and debuggers want.
+        set_cache_path(cache_path)
+        for job in jobs:
+            progress.set_sink(prog.step, job.claim)
+            try:
+                on_row(execute(job, "local"))
+            finally:
+                progress.set_sink(None)
+        return
+    ctx = mp.get_context("spawn")  # fork after torch initialised its thread pools is unsafe
+    queue = ctx.Manager().Queue()
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.is_set():
+            try:
+                prog.step(*queue.get(timeout=0.2))
+            except Exception:
+                continue
+
+    pumper = threading.Thread(target=pump, daemon=True)
+    pumper.start()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(queue, threads, cache_path)) as pool:
+            pending = {pool.submit(_execute_with_progress, job): job for job in jobs}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    job = pending.pop(future)
+                    try:
+                        row = future.result()
+                    except Exception:  # the worker process itself died
+                        row = _failed_row(job, traceback.format_exc(), "local")
+                    on_row(row)
+    finally:
+        stop.set()
+        pumper.join(timeout=1)
+
+
+def _failed_row(job: Job, tb: str, backend: str) -> Row:
+    now = _now()
+    return Row(job.claim, job.key[1], int(job.seed), job.kind, job.sweep, dict(job.config), "failed", None, None,
+               None, None, None, None, None, tb, now, now, 0.0, __version__, backend, socket.gethostname())
+
+
+def _run_ray(jobs: Sequence[Job], address: str | None, on_row: Callable[[Row], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError('--backend ray needs Ray: pip install -e ".[ray]"') from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"address": address, "log_to_driver": False, "include_dashboard": False}
+        if address is None:  # a fresh local instance sized to this machine
+            kwargs["num_cpus"] = os.cpu_count()
+        ray.init(**kwargs)
+    # Retries cover a worker process that dies (OOM, node loss); the claim's own exceptions are caught in execute.
+    remote = ray.remote(max_retries=3)(execute)
+    try:
+        pending = {remote.remote(job, "ray"): job for job in jobs}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                job = pending.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except Exception:
+                    row = _failed_row(job, traceback.format_exc(), "ray")
+                on_row(row)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_jobs(
+    jobs: Iterable[Job],
+    db: str | os.PathLike[str],
+    *,
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    force: bool = False,
+    quiet: bool = False,
+    stream: Any = None,
+) -> Summary:
+    """Run ``jobs`` and store one row each in the SQLite file ``db``; skips stored rows unless ``force``.
+
+    backend: ``"local"`` (process pool with ``workers`` processes, default min(cores, jobs); 1 = in-process) or
+    ``"ray"`` (``address=None`` starts a local Ray instance; ``"auto"`` or ``"ray://..."`` joins a cluster).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    jobs = list(jobs)
+    with Store(db) as store:
+        done = set() if force else store.done_keys()
+        todo = [job for job in jobs if job.key not in done]
+        summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
+        prog = Progress(len(todo), stream=stream, quiet=quiet)
+        if summary.skipped and not quiet:
+            print(f"resume: {summary.skipped} of {len(jobs)} runs already stored in {db}; running {len(todo)}",
+                  file=prog.stream, flush=True)
+
+        def on_row(row: Row) -> None:
+            store.put(row, replace=force)  # committed before anything else happens
+            summary.rows.append(row)
+            prog.job_done(row)
+
+        if todo:
+            if backend == "ray":
+                _run_ray(todo, address, on_row)
+            else:
+                n = workers or min(os.cpu_count() or 1, len(todo))
+                _run_local(todo, n, on_row, prog, os.fspath(Path(db).resolve()))
+    return summary
+
+
+def claims_jobs(names: Sequence[str] | None = None, *, quick: bool = True, seed: int = 0) -> list[Job]:
+    """One job per claim (all claims if ``names`` is None) with its quick or full config."""
+    claims = registry()
+    selected = list(claims) if names is None else list(names)
+    for name in selected:
+        if name not in claims:
+            raise ValueError(f"unknown claim {name!r}; known claims: {', '.join(claims)}")
+    kind = "quick" if quick else "full"
+    return [Job(name, claims[name].config(quick), seed, kind) for name in selected]
+
+
+def reproduce(names: Sequence[str] | None = None, *, quick: bool = True, seed: int = 0,
+              db: str | os.PathLike[str] = "learnmech-out/results.db", **kwargs: Any) -> Summary:
+    """Run the claims (all by default) once each and store the results; see :func:`run_jobs` for kwargs."""
+    return run_jobs(claims_jobs(names, quick=quick, seed=seed), db, **kwargs)
+
+
+def expand_grid(claim: Claim, grid: Mapping[str, Sequence[Any]], *, quick: bool = True) -> list[dict[str, Any]]:
+    """Every config of the Cartesian product of ``grid`` (key -> values) applied to the claim's base config."""
+    if not grid:
+        raise ValueError("grid must name at least one config key with values")
+    for key, values in grid.items():
+        if len(values) == 0:
+            raise ValueError(f"grid key {key!r} has no values")
+    keys = list(grid)
+    return [claim.config(quick, **dict(zip(keys, combo, strict=True)))
+            for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def sweep_jobs(claim_name: str, grid: Mapping[str, Sequence[Any]], seeds: int | Sequence[int] = 1, *,
+               quick: bool = True) -> list[Job]:
+    """Jobs for a sweep of ``claim_name`` over ``grid`` x ``seeds`` (an int n means seeds 0..n-1)."""
+    claim = get(claim_name)
+    if isinstance(seeds, int):
+        if isinstance(seeds, bool) or seeds < 1:
+            raise ValueError(f"seeds must be an integer >= 1 or a list of seeds, got {seeds!r}")
+        seeds = list(range(seeds))
+    configs = expand_grid(claim, grid, quick=quick)
+    sweep_id = config_hash(claim_name, {"grid": {k: list(v) for k, v in grid.items()}, "quick": quick})
+    return [Job(claim_name, cfg, int(s), "sweep", sweep_id) for cfg in configs for s in seeds]
+
+
+def sweep(claim_name: str, grid: Mapping[str, Sequence[Any]], seeds: int | Sequence[int] = 1, *,
+          quick: bool = True, db: str | os.PathLike[str] = "learnmech-out/results.db", **kwargs: Any) -> Summary:
+    """Run a claim over a config grid and seeds, one stored row per (config, seed); see :func:`run_jobs`."""
+    return run_jobs(sweep_jobs(claim_name, grid, seeds, quick=quick), db, **kwargs)
+
+
+def environment() -> dict[str, str]:
+    """Run metadata for the report."""
+    import numpy as np
+    import torch
+
+    return {"learnmech": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "platform": platform.platform(), "host": socket.gethostname(),
+            "cpus": str(os.cpu_count())}

@@ -1,0 +1,149 @@
+"""The spine: claim types, registry, runner (resume, failures, determinism), SQLite store, report, CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from learnmech import cli
+from learnmech.claims import Claim, Panel, Result, Series, get, registry
+from learnmech.report import sweep_aggregates, write_report
+from learnmech.run import Store, StoreError, claims_jobs, run_jobs, sweep, sweep_jobs
+
+
+def test_result_verdict_follows_error_and_tolerance():
+    assert Result(1.0, 1.1, 0.1, 0.2).verdict == "agrees"
+    assert Result(1.0, 2.0, 1.0, 0.2).verdict == "disagrees"
+    assert Result(1.0, float("nan"), float("nan"), 0.2).verdict == "disagrees"
+    with pytest.raises(ValueError, match="contradicts"):
+        Result(1.0, 2.0, 1.0, 0.2, verdict="agrees")
+    with pytest.raises(ValueError, match="tolerance"):
+        Result(1.0, 1.0, 0.0, -1.0)
+
+
+def test_result_round_trips_through_json():
+    panel = Panel("t", "x", "y", [Series("s", [1, 2], [3, float("inf")], "prediction", lower=[0, 0], upper=[4, 5])])
+    result = Result({"a": 1.0}, {"a": 1.5}, 0.5, 1.0, [panel], {"m": [1, 2]})
+    back = Result.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert back.verdict == "agrees" and back.figure[0].series[0].upper == [4.0, 5.0]
+    assert back.figure[0].series[0].y[1] is None or back.figure[0].series[0].y[1] != back.figure[0].series[0].y[1]
+
+
+def test_series_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="x has 2 points but y has 3"):
+        Series("s", [1, 2], [1, 2, 3])
+
+
+def test_registry_discovers_plugins_and_refuses_unknown_names():
+    claims = registry()
+    assert "toy-coin" in claims and isinstance(claims["toy-coin"], Claim)
+    with pytest.raises(ValueError, match="unknown claim 'nope'"):
+        get("nope")
+    with pytest.raises(ValueError, match="no config key"):
+        get("toy-coin").config(True, bogus=1)
+
+
+def test_runner_stores_resumes_and_forces(tmp_path):
+    db = tmp_path / "r.db"
+    jobs = claims_jobs(["toy-coin"], seed=3)
+    first = run_jobs(jobs, db, workers=1, quiet=True)
+    assert len(first.rows) == 1 and first.rows[0].verdict == "agrees"
+    again = run_jobs(jobs, db, workers=1, quiet=True)
+    assert again.skipped == 1 and again.rows == []
+    forced = run_jobs(jobs, db, workers=1, quiet=True, force=True)
+    assert len(forced.rows) == 1
+    with Store(db) as store:
+        assert store.count() == 1  # replaced, not duplicated
+        row = store.rows()[0]
+    assert row.result["metrics"]["std"] > 0 and row.version and row.started_at <= row.finished_at
+
+
+def test_same_seed_same_numbers_different_seed_different(tmp_path):
+    a = run_jobs(claims_jobs(["toy-coin"], seed=1), tmp_path / "a.db", workers=1, quiet=True).rows[0]
+    b = run_jobs(claims_jobs(["toy-coin"], seed=1), tmp_path / "b.db", workers=1, quiet=True).rows[0]
+    c = run_jobs(claims_jobs(["toy-coin"], seed=2), tmp_path / "c.db", workers=1, quiet=True).rows[0]
+    assert a.measurement == b.measurement != c.measurement
+
+
+def test_diverged_and_failed_points_are_results_and_the_sweep_goes_on(tmp_path):
+    db = tmp_path / "s.db"
+    summary = sweep("toy-explode", {"mode": ["diverge", "fail"]}, 2, db=db, workers=1, quiet=True)
+    statuses = sorted((r.status, r.diverged_step) for r in summary.rows)
+    assert statuses == [("diverged", 17), ("diverged", 17), ("failed", None), ("failed", None)]
+    failed = [r for r in summary.rows if r.status == "failed"]
+    assert "boom in the experiment" in failed[0].traceback
+    # failed rows are retried on resume; diverged ones are results and are kept
+    again = sweep("toy-explode", {"mode": ["diverge", "fail"]}, 2, db=db, workers=1, quiet=True)
+    assert again.skipped == 2 and len(again.rows) == 2
+    with Store(db) as store:
+        assert store.count() == 4
+
+
+def test_process_pool_runs_sweep_with_progress(tmp_path, capsys):
+    db = tmp_path / "p.db"
+    summary = sweep("toy-coin", {"samples": [100, 200]}, 2, db=db, workers=2)
+    assert len(summary.rows) == 4 and {r.status for r in summary.rows} == {"ok"}
+    err = capsys.readouterr().err
+    assert "4/4" in err and "toy-coin" in err
+    aggregates = sweep_aggregates(Store(db).rows())
+    assert sorted(a["config"]["samples"] for a in aggregates) == [100, 200]
+    assert all(a["seeds"] == 2 and a["error_ci95"] >= 0 for a in aggregates)
+
+
+def test_worker_process_death_is_a_failed_row(tmp_path):
+    summary = sweep("toy-explode", {"mode": ["crash_process"]}, 1, db=tmp_path / "d.db", workers=2, quiet=True)
+    assert [r.status for r in summary.rows] == ["failed"]
+
+
+def test_sweep_jobs_validate_arguments():
+    with pytest.raises(ValueError, match="seeds"):
+        sweep_jobs("toy-coin", {"samples": [1]}, 0)
+    with pytest.raises(ValueError, match="no values"):
+        sweep_jobs("toy-coin", {"samples": []}, 1)
+    jobs = sweep_jobs("toy-coin", {"samples": [10, 20], "mean": [0.0, 1.0]}, 3)
+    assert len(jobs) == 12 and len({j.key for j in jobs}) == 12
+
+
+def test_store_refuses_foreign_and_corrupt_files(tmp_path):
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    with pytest.raises(StoreError, match="did not create"):
+        Store(foreign)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StoreError, match="not a learnmech results database"):
+        Store(garbage)
+    with pytest.raises(StoreError, match="is a directory"):
+        Store(tmp_path)
+
+
+def test_report_has_table_and_a_figure_per_claim(tmp_path):
+    db = tmp_path / "r.db"
+    run_jobs(claims_jobs(["toy-coin", "toy-explode"]), db, workers=1, quiet=True)
+    sweep("toy-coin", {"samples": [100, 400]}, 2, db=db, workers=1, quiet=True)
+    page = write_report(db, tmp_path / "out").read_text()
+    assert page.count('data-claim="toy-coin"') == 1 and "Diverged" not in page.split("<h2>Claims")[0]
+    assert page.count("data:image/png;base64,") == 2  # toy-coin's figure + the sweep figure
+    assert "diverged" in page and "sweep of toy-coin over samples" in page
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["list"]) == 0
+    assert "toy-coin" in capsys.readouterr().out
+    assert cli.main(["reproduce", "--quick", "--claims", "toy-coin", "--out", str(out), "--workers", "1"]) == 0
+    assert (out / "report.html").exists() and (out / "results.db").exists()
+    assert "report:" in capsys.readouterr().out
+    assert cli.main(["results", "--db", str(out / "results.db"), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["claim"] == "toy-coin"
+    for bad in (["reproduce", "--claims", "nope"], ["reproduce", "--bogus"], ["frobnicate"],
+                ["report", "--db", str(tmp_path / "missing.db")], ["sweep", "toy-coin", "--grid", "samples"],
+                ["sweep", "toy-coin", "--grid", "nokey=1"], ["sweep", "toy-coin", "--grid", "samples=ten"],
+                ["reproduce", "--out", "/proc/forbidden"]):
+        assert cli.main(bad) == 2, bad
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and len(err.splitlines()) == 1, err
