@@ -1,0 +1,114 @@
+"""Run every benchmark side by side with its peer and write BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/run.py            # full (peers installed on first use under benchmarks/.peers/)
+    .venv/bin/python benchmarks/run.py --quick    # smaller sizes, for a smoke run
+    .venv/bin/python benchmarks/run.py --only kernels_analytic,hessian
+
+Each ``benchmarks/bench_*.py`` module exposes ``run(quick) -> list[dict]`` with keys what, peer, ours_s, peer_s,
+ratio, target, met, agreement; peers run in their own throwaway venvs, agreement is checked before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+MODULES = ["kernels_analytic", "empirical_ntk", "hessian", "esd", "scaling_fit"]
+
+
+def reproduce_timing(quick: bool) -> dict:
+    """Wall time of `learnmech reproduce` (all claims) in a scratch directory; target 3 min quick / 15 min full."""
+    out = ROOT / "benchmarks" / ".peers" / ("reproduce-quick" if quick else "reproduce-full")
+    cmd = [str(ROOT / ".venv" / "bin" / "learnmech"), "reproduce", "--out", str(out), "--force"]
+    cmd += ["--quick"] if quick else []
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    target = 180.0 if quick else 900.0
+    summary = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else proc.stderr[-300:]
+    return {"what": f"learnmech reproduce {'--quick' if quick else '(full)'}", "peer": "-", "ours_s": seconds,
+            "peer_s": None, "ratio": None, "target": f"<= {target / 60:.0f} min on 2 cores",
+            "met": proc.returncode == 0 and seconds <= target, "agreement": summary}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy
+    import torch
+
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), numpy {numpy.__version__}")
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(MODULES)},reproduce")
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    selected = args.only.split(",") if args.only else [*MODULES, "reproduce"]
+    rows: list[dict] = []
+    for name in selected:
+        print(f"== {name}", flush=True)
+        try:
+            if name == "reproduce":
+                new = [reproduce_timing(quick=True)] + ([] if args.quick else [reproduce_timing(quick=False)])
+            else:
+                new = importlib.import_module(f"bench_{name}").run(quick=args.quick)
+        except Exception:
+            traceback.print_exc()
+            new = [{"what": name, "peer": "?", "ours_s": None, "peer_s": None, "ratio": None, "target": "?",
+                    "met": False, "agreement": "benchmark failed: " + traceback.format_exc().splitlines()[-1]}]
+        for row in new:
+            print("   " + " | ".join(f"{k}={_fmt(row.get(k))}" for k in ("what", "ours_s", "peer_s", "ratio", "met")))
+        rows.extend(new)
+    header = ("| what | peer | ours (s) | peer (s) | speed-up | target | met | agreement |\n"
+              "|---|---|---|---|---|---|---|---|")
+    lines = [f"| {r['what']} | {r['peer']} | {_fmt(r['ours_s'])} | {_fmt(r['peer_s'])} | {_fmt(r['ratio'])} | "
+             f"{r['target']} | {'yes' if r['met'] else '**no**'} | {r['agreement']} |" for r in rows]
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    table = "\n".join([header, *lines])
+    print(table)
+    if args.quick:
+        return 0
+    text = Path(args.output).read_text() if Path(args.output).exists() else ""
+    marker_start, marker_end = "<!-- results:start -->", "<!-- results:end -->"
+    block = (f"{marker_start}\nMeasured {stamp} on: {machine()}\n\n{table}\n{marker_end}")
+    if marker_start in text and marker_end in text:
+        text = text.split(marker_start)[0] + block + text.split(marker_end)[1]
+    else:
+        text = text + "\n" + block + "\n"
+    Path(args.output).write_text(text)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
