@@ -3,10 +3,12 @@
 Curvature (sharpness, top-k eigenvalues, Hutchinson trace, SLQ spectral density) and gradient noise work on
 ``(model, loss_fn, batch)`` with ``batch = (inputs, targets)`` and ``loss_fn(model(inputs), targets)`` a scalar.
 Spectra of weights (``esd_alpha``), neural collapse, kernels and representations work on arrays or tensors.
+:class:`Observer` runs any of them every k steps of a training loop and keeps a tidy DataFrame.
 """
 
 from .collapse import NeuralCollapse, neural_collapse
 from .esd import PowerLawFit, esd_alpha, layer_alphas, power_law_fit, spectral_density
+from .gradients import NoiseScale, gradient_noise_scale
 from .hessian import (
     HessianEigen,
     HessianOperator,
@@ -19,23 +21,39 @@ from .hessian import (
     power_iteration,
     sharpness,
 )
+from .norms import snapshot, update_norms, weight_norms
+from .observer import BUILTIN_MEASURES, Observer, read_observations
+from .similarity import centered_gram, cka, kernel_alignment, ntk_drift, target_alignment
 
 __all__ = [
+    "BUILTIN_MEASURES",
     "HessianEigen",
     "HessianOperator",
     "HessianSpectrum",
     "NeuralCollapse",
+    "NoiseScale",
+    "Observer",
     "PowerLawFit",
     "TraceEstimate",
+    "centered_gram",
+    "cka",
     "esd_alpha",
+    "gradient_noise_scale",
     "hessian_eigenvalues",
     "hessian_spectrum",
     "hessian_trace",
+    "kernel_alignment",
     "lanczos",
     "layer_alphas",
     "neural_collapse",
-    "power_law_fit",
+    "ntk_drift",
     "power_iteration",
+    "power_law_fit",
+    "read_observations",
     "sharpness",
+    "snapshot",
     "spectral_density",
+    "target_alignment",
+    "update_norms",
+    "weight_norms",
 ]
