@@ -1,11 +1,283 @@
-"""Infinite-width dynamics (placeholder: being written)."""
+"""Infinite-width training dynamics: gradient flow on MSE in function space (the NTK limit) and the exact
+Bayesian posterior of the NNGP; plus the finite-width experiment they predict (full-batch GD on MSE).
 
+Conventions follow neural-tangents' ``nt.predict.gradient_descent_mse`` and ``nt.predict.gp_inference``:
+
+* the loss is ``L = 1/2 * mean((f(X) - Y)**2)`` over **all** ``N = Y.size`` entries of the training targets, so
+  gradient flow ``d theta/dt = -lr * dL/d theta`` moves the training outputs as
+  ``df/dt = -(lr / N) Theta (f - Y)`` (Lee et al. 2019, eq. 9 with this normalisation), solved in closed form in
+  the eigenbasis of ``Theta`` (Lee et al. 2019, eqs. 10-11);
+* ``t`` counts steps of size ``lr``: time ``t`` of the flow is the limit of ``t`` GD steps with learning rate
+  ``lr`` on the same loss (for ``lr * lambda_max / N << 1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
 
-def gradient_flow(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - placeholder
-    raise NotImplementedError
+from .._checks import as_array, positive_float, positive_int
+
+__all__ = ["gradient_flow", "nngp_posterior", "FlowPrediction", "Posterior", "train_mse_gd", "GDTrajectory"]
+
+# Negative eigenvalues of a train kernel down to -PSD_RTOL * lambda_max are treated as round-off (a kernel from
+# float32 Jacobians is accurate to ~1e-7 relative); anything more negative means the matrix is not a kernel.
+PSD_RTOL = 1e-6
+# Relative asymmetry tolerated (and then symmetrised away) in a train kernel.
+SYMMETRY_RTOL = 1e-8
 
 
-def nngp_posterior(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - placeholder
-    raise NotImplementedError
+@dataclass
+class FlowPrediction:
+    """Mean predictions of the infinitely wide network after gradient flow for time(s) ``t``.
+
+    test: ``(n_test, ...)`` for a scalar ``t``, ``(len(t), n_test, ...)`` for an array (None without test inputs);
+    train: the same with ``n_train``; ``...`` is the target's trailing shape (``()`` for 1-D targets).
+    """
+
+    test: np.ndarray | None
+    train: np.ndarray
+    t: np.ndarray
+
+
+@dataclass
+class Posterior:
+    """NNGP posterior on the test inputs: ``mean`` ``(n_test, ...)`` and ``covariance`` ``(n_test, n_test)``
+    (or its diagonal ``(n_test,)`` when only the test variances were given), shared by all output columns."""
+
+    mean: np.ndarray
+    covariance: np.ndarray
+
+
+def _train_kernel(k_train_train: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated symmetric PSD train kernel ``(n, n)`` and its eigendecomposition, eigenvalues clipped at 0."""
+    kernel = as_array(k_train_train, "k_train_train", ndim=2)
+    n = kernel.shape[0]
+    if kernel.shape != (n, n):
+        raise ValueError(f"k_train_train must be square (n_train, n_train), got shape {kernel.shape}")
+    scale = float(np.max(np.abs(kernel))) or 1.0
+    asymmetry = float(np.max(np.abs(kernel - kernel.T)))
+    if asymmetry > SYMMETRY_RTOL * scale:
+        raise ValueError(f"k_train_train must be symmetric, max |K - K^T| = {asymmetry:.3g} (scale {scale:.3g})")
+    kernel = 0.5 * (kernel + kernel.T)
+    evals, evecs = np.linalg.eigh(kernel)
+    if evals[0] < -PSD_RTOL * max(evals[-1], 0.0):
+        raise ValueError(
+            f"k_train_train must be positive semi-definite, has eigenvalue {evals[0]:.3g} "
+            f"(largest {evals[-1]:.3g}; tolerated down to -{PSD_RTOL:g} x largest)"
+        )
+    return kernel, np.clip(evals, 0.0, None), evecs
+
+
+def _null_threshold(evals: np.ndarray) -> float:
+    """Eigenvalues at or below this are the kernel's null space (numpy ``pinv``'s rcond rule)."""
+    return float(evals.size * np.finfo(np.float64).eps * max(float(evals.max()), 0.0))
+
+
+def _targets(y_train: Any, n: int) -> np.ndarray:
+    targets = as_array(y_train, "y_train", ndim=(1, 2))
+    if targets.shape[0] != n:
+        raise ValueError(f"y_train must have n_train={n} rows like k_train_train, got shape {targets.shape}")
+    return targets
+
+
+def _cross_kernel(k_test_train: Any, n: int) -> np.ndarray:
+    cross = as_array(k_test_train, "k_test_train", ndim=2)
+    if cross.shape[1] != n:
+        raise ValueError(f"k_test_train must have shape (n_test, n_train={n}), got {cross.shape}")
+    return cross
+
+
+def _times(t: Any) -> tuple[np.ndarray, bool]:
+    try:
+        times = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"t must be a number or a 1-D array of numbers (np.inf allowed), got {t!r}") from None
+    if times.ndim > 1 or times.size == 0:
+        raise ValueError(f"t must be a scalar or a non-empty 1-D array, got shape {times.shape}")
+    if np.any(np.isnan(times)) or np.any(times < 0):
+        raise ValueError(f"t must be >= 0 (np.inf = kernel regression), got {t!r}")
+    return np.atleast_1d(times), times.ndim == 0
+
+
+def gradient_flow(
+    k_train_train: Any,
+    k_test_train: Any,
+    y_train: Any,
+    t: Any,
+    lr: float = 1.0,
+    y0_train: Any = None,
+    y0_test: Any = None,
+) -> FlowPrediction:
+    """Outputs of an infinitely wide network trained by gradient flow on MSE, in closed form
+    (Jacot et al. 2018, eq. 8; Lee et al. 2019, eqs. 10-11):
+
+        f_train(t) = Y + e^{-tau Theta} (f0_train - Y)
+        f_test(t)  = f0_test + Theta_* Theta^{-1} (e^{-tau Theta} - I) (f0_train - Y),   tau = lr * t / Y.size
+
+    i.e. neural-tangents' ``gradient_descent_mse`` convention, loss ``1/2 mean((f - Y)^2)`` (see module doc).
+
+    k_train_train: ``(n, n)`` NTK on the training inputs (symmetric PSD); k_test_train: ``(m, n)`` or None.
+    y_train: ``(n,)`` or ``(n, k)`` targets. t: scalar or 1-D array of times ``>= 0`` in units of steps of size
+    ``lr``; ``np.inf`` gives kernel regression ``Theta_* Theta^+ (Y - f0) + f0_test``. y0_train / y0_test: the
+    network's outputs at initialisation (same shapes as the targets; default 0, i.e. the mean over random
+    initialisations, whose output mean is zero). Directions in the kernel's null space never move.
+    """
+    kernel, evals, evecs = _train_kernel(k_train_train)
+    n = kernel.shape[0]
+    targets = _targets(y_train, n)
+    cross = None if k_test_train is None else _cross_kernel(k_test_train, n)
+    times, scalar = _times(t)
+    lr = positive_float(lr, "lr")
+    if y0_test is not None and y0_train is None:
+        raise ValueError("y0_test needs y0_train: the test outputs move by the kernel-weighted train residuals")
+    f0_train = np.zeros_like(targets) if y0_train is None else as_array(y0_train, "y0_train")
+    if f0_train.shape != targets.shape:
+        raise ValueError(f"y0_train must have the shape of y_train {targets.shape}, got {f0_train.shape}")
+    f0_test = None
+    if cross is not None:
+        test_shape = (cross.shape[0], *targets.shape[1:])
+        f0_test = np.zeros(test_shape) if y0_test is None else as_array(y0_test, "y0_test")
+        if f0_test.shape != test_shape:
+            raise ValueError(f"y0_test must have shape {test_shape} (n_test plus y_train's trailing shape), "
+                             f"got {f0_test.shape}")
+
+    moving = evals > _null_threshold(evals)
+    tau = lr * times / targets.size
+    with np.errstate(invalid="ignore", over="ignore"):
+        # expm1(-lambda tau) = e^{-lambda tau} - 1, exact also for tiny lambda*tau; -1 at tau = inf.
+        decay = np.where(moving[None, :], np.expm1(-np.outer(tau, evals)), 0.0)  # (T, n)
+    residual = evecs.T @ (f0_train - targets).reshape(n, -1)  # (n, k) in the eigenbasis
+    train = f0_train.reshape(n, -1)[None] + np.einsum("ij,tj,jk->tik", evecs, decay, residual)
+    test = None
+    if cross is not None and f0_test is not None:
+        inverse = np.where(moving, 1.0 / np.where(moving, evals, 1.0), 0.0)
+        projected = cross @ evecs  # (m, n)
+        test = f0_test.reshape(cross.shape[0], -1)[None] + np.einsum(
+            "ij,tj,jk->tik", projected * inverse[None, :], decay, residual
+        )
+        test = test.reshape((len(times), *f0_test.shape))
+        test = test[0] if scalar else test
+    train = train.reshape((len(times), *targets.shape))
+    return FlowPrediction(test=test, train=train[0] if scalar else train, t=times[0] if scalar else times)
+
+
+def nngp_posterior(
+    k_train_train: Any,
+    k_test_train: Any,
+    k_test_test: Any,
+    y_train: Any,
+    noise: float = 0.0,
+) -> Posterior:
+    """Exact Bayesian posterior of an infinitely wide network with the NNGP prior (Lee et al. 2018, eqs. 2-3;
+    Rasmussen & Williams 2006, eq. 2.23-2.24):
+
+        mean = K_* (K + noise I)^{-1} Y,      cov = K_** - K_* (K + noise I)^{-1} K_*^T
+
+    k_train_train ``(n, n)``, k_test_train ``(m, n)``, k_test_test ``(m, m)`` (or its diagonal ``(m,)``),
+    y_train ``(n,)`` or ``(n, k)`` (every output column has the same covariance). noise: the observation noise
+    variance (absolute, in the units of the kernel; ``0`` = noiseless, singular directions handled by
+    pseudo-inverse, neural-tangents' ``gp_inference`` with ``diag_reg_absolute_scale=True``).
+    """
+    noise = positive_float(noise, "noise", allow_zero=True)
+    kernel, evals, evecs = _train_kernel(k_train_train)
+    n = kernel.shape[0]
+    targets = _targets(y_train, n)
+    cross = _cross_kernel(k_test_train, n)
+    m = cross.shape[0]
+    prior = as_array(k_test_test, "k_test_test", ndim=(1, 2))
+    if prior.shape not in ((m, m), (m,)):
+        raise ValueError(f"k_test_test must have shape ({m}, {m}) or ({m},) to match k_test_train, got {prior.shape}")
+    shifted = evals + noise
+    keep = shifted > _null_threshold(shifted)
+    inverse = np.where(keep, 1.0 / np.where(keep, shifted, 1.0), 0.0)
+    weights = (cross @ evecs) * inverse[None, :]  # K_* V diag(1/(lambda + noise))
+    mean = weights @ (evecs.T @ targets.reshape(n, -1))
+    projected = cross @ evecs
+    if prior.ndim == 2:
+        covariance = prior - weights @ projected.T
+        covariance = 0.5 * (covariance + covariance.T)
+    else:
+        covariance = prior - np.einsum("ij,ij->i", weights, projected)
+    return Posterior(mean=mean.reshape((m, *targets.shape[1:])), covariance=covariance)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The finite-width experiment these predictions describe
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GDTrajectory:
+    """Outputs of a network during full-batch GD: ``steps`` ``(T,)``, ``train``/``test`` ``(T, n, k)``,
+    ``loss`` ``(T,)`` (``1/2 mean((f - Y)^2)``), ``diverged_at``: first step with a non-finite loss or None."""
+
+    steps: np.ndarray
+    train: np.ndarray
+    test: np.ndarray | None
+    loss: np.ndarray
+    diverged_at: int | None
+
+
+def train_mse_gd(
+    model: torch.nn.Module,
+    x_train: Any,
+    y_train: Any,
+    lr: float,
+    record_steps: Sequence[int],
+    x_test: Any = None,
+) -> GDTrajectory:
+    """Full-batch gradient descent on ``L = 1/2 mean((f(x_train) - y_train)^2)`` (the loss of
+    :func:`gradient_flow`) with learning rate ``lr``, updating ``model``'s parameters in place; records the
+    outputs on train and test inputs at each step in ``record_steps`` (0 = initialisation; sorted, >= 0).
+
+    x_train ``(n, ...)``, y_train ``(n,)`` or ``(n, k)``; outputs are recorded as ``(n, k)`` float64.
+    Training stops early (``diverged_at`` set) when the loss becomes NaN/inf.
+    """
+    lr = positive_float(lr, "lr")
+    steps = sorted({positive_int(s, "record_steps", minimum=0) for s in record_steps})
+    if not steps:
+        raise ValueError("record_steps must list at least one step >= 0")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    dtype = params[0].dtype
+    xs = torch.as_tensor(as_array(x_train, "x_train"), dtype=dtype)
+    ys = torch.as_tensor(as_array(y_train, "y_train", ndim=(1, 2)), dtype=dtype).reshape(xs.shape[0], -1)
+    xt = None if x_test is None else torch.as_tensor(as_array(x_test, "x_test"), dtype=dtype)
+    train_out, test_out, losses = [], [], []
+    diverged_at = None
+    step = 0
+    for target_step in steps:
+        while True:
+            out = model(xs).reshape(ys.shape)
+            loss = 0.5 * torch.mean((out - ys) ** 2)
+            if not torch.isfinite(loss):
+                diverged_at = step
+                break
+            if step == target_step:
+                train_out.append(out.detach().double().numpy())
+                losses.append(float(loss))
+                if xt is not None:
+                    with torch.no_grad():
+                        test_out.append(model(xt).reshape(xt.shape[0], -1).double().numpy())
+                break
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for param, grad in zip(params, grads, strict=True):
+                    param.sub_(lr * grad)
+            step += 1
+        if diverged_at is not None:
+            break
+    recorded = len(train_out)
+    return GDTrajectory(
+        steps=np.asarray(steps[:recorded]),
+        train=np.asarray(train_out),
+        test=np.asarray(test_out) if xt is not None else None,
+        loss=np.asarray(losses),
+        diverged_at=diverged_at,
+    )

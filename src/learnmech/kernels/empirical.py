@@ -1,7 +1,455 @@
-"""Empirical NTK (placeholder: being written)."""
+"""The empirical (finite-width) neural tangent kernel of any ``torch.nn.Module``, and the finite-width networks
+whose kernels converge to the analytic ones of :func:`learnmech.kernels.mlp`.
 
+The NTK of a network ``f(x; theta)`` is ``Theta(x1, x2) = sum_p df(x1)/dtheta_p df(x2)/dtheta_p^T``
+(Jacot, Gabriel & Hongler, 2018, eq. 4). Two ways to compute it:
+
+* **Jacobian contraction** (generic): per-sample Jacobians ``J`` of shape ``(n, k, P)`` via
+  ``torch.func.vmap(jacrev)``, then ``J1 J2^T``. Works for every module, costs memory ``n k P``.
+* **Structured derivatives** (Novak, Sohl-Dickstein & Schoenholz, 2022, "Fast finite width neural tangent
+  kernel", sec. 4): for a dense layer ``y = x W^T + b`` the Jacobian w.r.t. ``W`` is the outer product of the
+  output cotangent ``g = df/dy`` and the layer input ``x``, so its NTK contribution is the elementwise product
+  of two small Grams, ``(x1 . x2) * (g1 . g2)``, and the bias adds ``g1 . g2``. The inputs and cotangents come
+  from one forward pass and ``k`` vector-Jacobian products (w.r.t. zero perturbations added to each dense
+  layer's output), so no ``P``-sized object is ever built.
+
+:func:`empirical_ntk` uses the structured rule for every ``torch.nn.Linear`` it can see (called once per
+forward, on a ``(batch, features)`` input) and the Jacobian contraction for all other parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev, vjp, vmap
 
-def empirical_ntk(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - placeholder
-    raise NotImplementedError
+from .._checks import one_of, positive_float, positive_int
+from .._seed import torch_generator
+
+__all__ = ["empirical_ntk", "mlp_network", "ensemble_outputs", "ACTIVATIONS"]
+
+# Elementwise activations with the same meaning as in learnmech.kernels.mlp / neural-tangents' stax
+# ("gelu" is the exact erf form, not the tanh approximation).
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu,
+    "erf": torch.erf,
+    "gelu": lambda z: torch.nn.functional.gelu(z, approximate="none"),
+    "tanh": torch.tanh,
+    "identity": lambda z: z,
+}
+
+# Features of all x2 chunks are kept (instead of recomputed for every x1 chunk) while they stay below this size.
+_MAX_CACHED_FEATURE_BYTES = 512 * 2**20
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Finite-width networks matching the analytic kernels
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class _Dense(nn.Module):
+    """``y = W_std / sqrt(fan_in) * x W^T + b_std * b`` with ``W, b ~ N(0, 1)``: stax ``Dense`` in the NTK
+    parameterization (Jacot et al. 2018, eq. 1; neural-tangents ``stax.Dense(parameterization="ntk")``).
+
+    Implemented as one bias-free ``nn.Linear`` on the augmented input ``[W_std/sqrt(fan_in) x, b_std]``: its
+    weight is ``[W, b]`` (column ``fan_in`` is the bias), so the forward multipliers, and hence the NTK, are
+    exactly stax's, while the layer stays an ``nn.Linear`` that :func:`empirical_ntk`'s structured path handles.
+    """
+
+    def __init__(self, fan_in: int, fan_out: int, W_std: float, b_std: float) -> None:
+        super().__init__()
+        self.fan_in = fan_in
+        self.input_scale = W_std / math.sqrt(fan_in)
+        self.b_std = b_std
+        self.linear = nn.Linear(fan_in + (1 if b_std != 0.0 else 0), fan_out, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x * self.input_scale
+        if self.b_std != 0.0:
+            z = torch.cat([z, torch.full((*z.shape[:-1], 1), self.b_std, dtype=z.dtype)], dim=-1)
+        return self.linear(z)
+
+    def weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The stax parameters: ``W`` ``(fan_out, fan_in)`` and ``b`` ``(fan_out,)`` (None without bias)."""
+        weight = self.linear.weight
+        if self.b_std == 0.0:
+            return weight[:, : self.fan_in], None
+        return weight[:, : self.fan_in], weight[:, self.fan_in]
+
+
+class _Activation(nn.Module):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+def mlp_network(
+    in_features: int,
+    hidden_layers: int,
+    width: int,
+    activation: str | Callable[[torch.Tensor], torch.Tensor] = "relu",
+    W_std: float = 1.0,
+    b_std: float = 0.0,
+    out_features: int = 1,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+) -> nn.Module:
+    """A finite-width MLP in the NTK parameterization whose infinite-width kernels are exactly
+    ``learnmech.kernels.mlp(hidden_layers, activation, W_std, b_std, parameterization="ntk")``.
+
+    Layers: ``hidden_layers`` x (dense of ``width`` units, activation), then a dense readout of ``out_features``.
+    Every dense layer computes ``W_std/sqrt(fan_in) x W^T + b_std b`` with all parameters ``N(0, 1)`` (drawn from
+    ``seed``), as neural-tangents' ``stax.Dense(parameterization="ntk")``. Input ``(n, in_features)``, output
+    ``(n, out_features)``. With ``b_std == 0`` the layers have no bias parameters (their kernel terms vanish).
+    """
+    in_features = positive_int(in_features, "in_features")
+    hidden_layers = positive_int(hidden_layers, "hidden_layers", minimum=0)
+    width = positive_int(width, "width")
+    out_features = positive_int(out_features, "out_features")
+    W_std = positive_float(W_std, "W_std")
+    b_std = positive_float(b_std, "b_std", allow_zero=True)
+    if isinstance(activation, str):
+        act = ACTIVATIONS[one_of(activation, "activation", ACTIVATIONS)]
+    elif callable(activation):
+        act = activation
+    else:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or a callable, got {activation!r}")
+    layers: list[nn.Module] = []
+    fan_in = in_features
+    for _ in range(hidden_layers):
+        layers += [_Dense(fan_in, width, W_std, b_std), _Activation(act)]
+        fan_in = width
+    layers.append(_Dense(fan_in, out_features, W_std, b_std))
+    net = nn.Sequential(*layers).to(dtype)
+    gen = torch_generator(seed)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.copy_(torch.randn(param.shape, generator=gen, dtype=dtype))
+    return net
+
+
+def ensemble_outputs(
+    model: nn.Module,
+    x: Any,
+    members: int,
+    *,
+    seed: int = 0,
+    chunk: int = 256,
+) -> np.ndarray:
+    """Outputs of ``members`` independent re-draws of ``model``'s parameters, all ``N(0, 1)`` (the NTK
+    parameterization of :func:`mlp_network`, where this *is* the initialisation), evaluated on ``x``.
+
+    Vectorised with ``torch.func.functional_call`` + ``vmap`` over stacked parameters, ``chunk`` members at a
+    time. ``x``: ``(n, ...)``; returns ``(members, n, k)`` float64 (``k`` = flattened output size per input).
+    """
+    members = positive_int(members, "members")
+    chunk = positive_int(chunk, "chunk")
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    buffers = {name: b.detach() for name, b in model.named_buffers()}
+    dtype = next(iter(params.values())).dtype if params else torch.get_default_dtype()
+    xt = _as_input(x, "x", dtype)
+    gen = torch_generator(seed)
+
+    def one_member(member_params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return functional_call(model, (member_params, buffers), (xt,)).reshape(xt.shape[0], -1)
+
+    outputs = []
+    for start in range(0, members, chunk):
+        size = min(chunk, members - start)
+        stacked = {name: torch.randn((size, *p.shape), generator=gen, dtype=p.dtype) for name, p in params.items()}
+        with torch.no_grad():
+            outputs.append(vmap(one_member)(stacked))
+    return torch.cat(outputs).double().numpy()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Empirical NTK
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Features:
+    """What one chunk of inputs contributes to the NTK: per tapped dense layer its input ``x`` ``(n, in)`` (or
+    None when the weight is frozen), output cotangents ``g`` ``(k, n, out)`` and whether its bias is trained;
+    plus the Jacobian ``(n, k, P_rest)`` of all remaining parameters (None when there are none)."""
+
+    taps: list[tuple[torch.Tensor | None, torch.Tensor, bool]]
+    jacobian: torch.Tensor | None
+    outputs: int
+
+    def nbytes(self) -> int:
+        tensors = [t for x, g, _ in self.taps for t in (x, g) if t is not None]
+        if self.jacobian is not None:
+            tensors.append(self.jacobian)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _as_input(x: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` as a tensor with a leading batch axis; floating inputs cast to ``dtype`` and checked finite."""
+    if x is None:
+        raise ValueError(f"{name} must be an array of inputs with a leading batch axis, got None")
+    try:
+        tensor = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
+    if tensor.ndim < 1 or tensor.shape[0] < 1:
+        raise ValueError(f"{name} must have a leading batch axis with at least one input, got shape "
+                         f"{tuple(tensor.shape)}")
+    if tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{name} contains NaN or inf")
+    return tensor
+
+
+def _resolve_dtype(dtype: Any, params: dict[str, torch.Tensor]) -> torch.dtype:
+    if dtype is None:
+        floating = [p.dtype for p in params.values() if p.is_floating_point()]
+        return floating[0] if floating else torch.get_default_dtype()
+    aliases = {"float64": torch.float64, "float32": torch.float32, "double": torch.float64, "float": torch.float32}
+    if isinstance(dtype, str):
+        return aliases[one_of(dtype, "dtype", aliases)]
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return dtype
+    if isinstance(dtype, type) and dtype in (np.float64, np.float32):
+        return torch.float64 if dtype is np.float64 else torch.float32
+    raise ValueError(f"dtype must be None, a floating torch.dtype or one of {sorted(aliases)}, got {dtype!r}")
+
+
+def _tappable_linears(model: nn.Module, trainable: dict[str, torch.Tensor], probe: Callable[[], Any]) -> dict:
+    """The ``nn.Linear`` submodules the structured rule is exact for: called exactly once per forward on a
+    ``(batch, in_features)`` input, with parameters that no other module shares. ``probe`` runs one forward
+    on a batch of ``>= 2`` inputs when available; returns ``{module_name: (module, [its trainable names])}``."""
+    owners: dict[int, list[str]] = {}
+    for mod_name, module in model.named_modules(remove_duplicate=False):
+        for p_name, p in module.named_parameters(recurse=False):
+            owners.setdefault(id(p), []).append(f"{mod_name}.{p_name}" if mod_name else p_name)
+    calls: dict[str, list[tuple[int, ...]]] = {}
+    candidates = {name: m for name, m in model.named_modules() if type(m) is nn.Linear}
+
+    def recorder(name: str) -> Callable:
+        def hook(module: nn.Module, inputs: tuple, output: Any) -> None:
+            calls.setdefault(name, []).append(tuple(inputs[0].shape) if inputs else ())
+        return hook
+
+    handles = [m.register_forward_hook(recorder(name)) for name, m in candidates.items()]
+    try:
+        batch = probe()
+    finally:
+        for handle in handles:
+            handle.remove()
+    tapped = {}
+    for name, module in candidates.items():
+        shapes = calls.get(name, [])
+        if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][0] != batch:
+            continue
+        own = {id(p) for p in module.parameters(recurse=False)}
+        if any(len(owners[pid]) != 1 for pid in own):
+            continue  # a parameter shared with another module: its gradient has more than this path
+        names = [n for n, p in trainable.items() if id(p) in own or n in (f"{name}.weight", f"{name}.bias")]
+        if names:
+            tapped[name] = (module, names)
+    return tapped
+
+
+class _NTKComputer:
+    """Holds the model, its parameters cast to one dtype, and the split into structured/generic parameters."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype, implementation: str, probe_x: torch.Tensor) -> None:
+        self.model = model
+        self.dtype = dtype
+        named = dict(model.named_parameters())
+        self.params = {n: (p.detach().to(dtype) if p.is_floating_point() else p.detach()) for n, p in named.items()}
+        self.buffers = {n: (b.detach().to(dtype) if b.is_floating_point() else b.detach())
+                        for n, b in model.named_buffers()}
+        trainable = {n: p for n, p in named.items() if p.requires_grad}
+        if not trainable:
+            raise ValueError("model has no trainable parameters (requires_grad=True); its NTK is undefined")
+        self.taps: dict[str, tuple[nn.Module, list[str]]] = {}
+        if implementation == "structured":
+            self.taps = _tappable_linears(model, trainable, lambda: self._probe(probe_x))
+        tapped = {n for _, names in self.taps.values() for n in names}
+        self.rest = [n for n in trainable if n not in tapped]
+
+    def _probe(self, x: torch.Tensor) -> int:
+        with torch.no_grad():
+            functional_call(self.model, (self.params, self.buffers), (x,))
+        return x.shape[0]
+
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, (params, self.buffers), (x,)).reshape(x.shape[0], -1)
+
+    def features(self, x: torch.Tensor) -> _Features:
+        n = x.shape[0]
+        taps: list[tuple[torch.Tensor | None, torch.Tensor, bool]] = []
+        outputs = None
+        if self.taps:
+            # Zero perturbations added to each tapped layer's output: the VJP w.r.t. them is the output
+            # cotangent g = df/dy of that layer (Novak et al. 2022, sec. 4, "structured derivatives").
+            # The probe checked each tapped layer sees a (batch, in_features) input, so its output is (n, out_features).
+            eps = {name: torch.zeros((n, m.out_features), dtype=self.dtype) for name, (m, _) in self.taps.items()}
+            out, vjp_fn, inputs = vjp(lambda e: self._tapped_forward(e, x), eps, has_aux=True)
+            outputs = out.shape[1]
+            if outputs == 1:
+                cotangents = {name: g[None] for name, g in vjp_fn(torch.ones_like(out))[0].items()}
+            else:
+                basis = torch.eye(outputs, dtype=self.dtype)[:, None, :].expand(outputs, n, outputs)
+                cotangents = vmap(vjp_fn)(basis)[0]
+            for name, (_module, names) in self.taps.items():
+                weight_trained = any(nm.endswith("weight") for nm in names)
+                bias_trained = any(nm.endswith("bias") for nm in names)
+                taps.append((inputs[name] if weight_trained else None, cotangents[name], bias_trained))
+        jacobian = None
+        if self.rest:
+            jacobian = self._jacobian(x)
+            outputs = jacobian.shape[1]
+        assert outputs is not None
+        return _Features(taps, jacobian, outputs)
+
+    def _tapped_forward(self, eps: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        captured: dict[str, torch.Tensor] = {}
+
+        def make_hook(name: str) -> Callable:
+            def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+                captured[name] = inputs[0]
+                return output + eps[name]
+            return hook
+
+        handles = [m.register_forward_hook(make_hook(name)) for name, (m, _) in self.taps.items()]
+        try:
+            out = self._forward(self.params, x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return out, captured
+
+    def _jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample Jacobian of the outputs w.r.t. the non-tapped parameters, ``(n, k, P_rest)``."""
+        n = x.shape[0]
+        rest = {name: self.params[name] for name in self.rest}
+
+        def single(rest_params: dict[str, torch.Tensor], x_i: torch.Tensor) -> torch.Tensor:
+            return self._forward({**self.params, **rest_params}, x_i[None])[0]
+
+        try:
+            jac = vmap(jacrev(single), in_dims=(None, 0))(rest, x)
+        except RuntimeError:
+            # Modules that cannot be vmapped per sample: the batched Jacobian (n*k VJPs), slower but general.
+            jac = jacrev(lambda r: self._forward({**self.params, **r}, x))(rest)
+        return torch.cat([jac[name].reshape(n, jac[name].shape[1], -1) for name in self.rest], dim=-1)
+
+
+def _block(f1: _Features, f2: _Features, full: bool) -> torch.Tensor:
+    """NTK block between two chunks: ``(n1, n2)`` (mean over logits) or ``(n1, n2, k, k)`` when ``full``."""
+    k = f1.outputs
+    n1 = f1.taps[0][1].shape[1] if f1.taps else f1.jacobian.shape[0]  # type: ignore[union-attr]
+    n2 = f2.taps[0][1].shape[1] if f2.taps else f2.jacobian.shape[0]  # type: ignore[union-attr]
+    like = f1.taps[0][1] if f1.taps else f1.jacobian
+    total = torch.zeros((n1, n2, k, k) if full else (n1, n2), dtype=like.dtype)  # type: ignore[union-attr]
+    for (x1, g1, bias), (x2, g2, _) in zip(f1.taps, f2.taps, strict=True):
+        # Dense layer: dF/dW = g (x) x, dF/db = g, so Theta_layer = (x1.x2 + [bias]) * (g1.g2)
+        # (Novak et al. 2022, eq. for fully-connected layers in sec. 4).
+        scale = x1 @ x2.T if x1 is not None else torch.zeros((n1, n2), dtype=total.dtype)
+        if bias:
+            scale = scale + 1.0
+        if full:
+            total += scale[:, :, None, None] * torch.einsum("aio,bjo->ijab", g1, g2)
+        else:
+            total += scale * (g1.permute(1, 0, 2).reshape(n1, -1) @ g2.permute(1, 0, 2).reshape(n2, -1).T / k)
+    if f1.jacobian is not None and f2.jacobian is not None:
+        if full:
+            total += torch.einsum("iap,jbp->ijab", f1.jacobian, f2.jacobian)
+        else:
+            total += f1.jacobian.reshape(n1, -1) @ f2.jacobian.reshape(n2, -1).T / k
+    return total
+
+
+def empirical_ntk(
+    model: nn.Module,
+    x1: Any,
+    x2: Any = None,
+    *,
+    mode: str = "trace",
+    batch_size: int = 256,
+    dtype: Any = None,
+    implementation: str = "structured",
+) -> np.ndarray:
+    """Empirical NTK ``Theta(x1, x2) = J(x1) J(x2)^T`` of ``model`` over its trainable parameters
+    (Jacot et al. 2018, eq. 4).
+
+    model: any ``nn.Module`` mapping a batch ``(n, ...)`` to outputs ``(n, ...)``, processing samples independently
+        (no batch statistics); its outputs are flattened to ``k`` logits per input.
+    x1: ``(n1, ...)`` inputs; x2: ``(n2, ...)`` or None (then ``x2 = x1`` and only half of the blocks are computed).
+    mode: ``"trace"`` -> ``(n1, n2)``, the mean over logits of the per-logit kernel
+        ``(1/k) sum_a J_a(x1) J_a(x2)^T`` (neural-tangents' ``trace_axes=(-1,)`` convention; for a scalar output
+        simply the NTK); ``"full"`` -> ``(n1, n2, k, k)`` for ``k > 1`` (``(n1, n2)`` when ``k == 1``).
+    batch_size: inputs per chunk; memory is bounded by a few chunks' features.
+    dtype: ``None`` (the parameters' dtype), ``torch.float32``/``torch.float64`` or ``"float32"``/``"float64"``:
+        the precision of the whole computation (parameters and inputs are cast to it).
+    implementation: ``"structured"`` (dense layers via input/cotangent Grams, Novak et al. 2022; everything else
+        by Jacobian contraction) or ``"jacobian"`` (Jacobian contraction for all parameters).
+    Returns numpy float64.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    mode = one_of(mode, "mode", ("trace", "full"))
+    implementation = one_of(implementation, "implementation", ("structured", "jacobian"))
+    batch_size = positive_int(batch_size, "batch_size")
+    torch_dtype = _resolve_dtype(dtype, dict(model.named_parameters()))
+    a = _as_input(x1, "x1", torch_dtype)
+    b = None if x2 is None else _as_input(x2, "x2", torch_dtype)
+    if b is not None and tuple(b.shape[1:]) != tuple(a.shape[1:]):
+        raise ValueError(f"x2 must have the same per-input shape as x1 {tuple(a.shape[1:])}, "
+                         f"got {tuple(b.shape[1:])}")
+    probe = a[:2] if a.shape[0] >= 2 or b is None else torch.cat([a[:1], b[:1]])
+    computer = _NTKComputer(model, torch_dtype, implementation, probe)
+
+    chunks1 = [a[i:i + batch_size] for i in range(0, a.shape[0], batch_size)]
+    symmetric = b is None
+    chunks2 = chunks1 if symmetric else [b[i:i + batch_size] for i in range(0, b.shape[0], batch_size)]
+
+    cache2: dict[int, _Features] = {}
+    keep2 = True
+
+    def features2(j: int) -> _Features:
+        nonlocal keep2
+        if j in cache2:
+            return cache2[j]
+        feats = computer.features(chunks2[j])
+        if keep2 and feats.nbytes() * len(chunks2) <= _MAX_CACHED_FEATURE_BYTES:
+            cache2[j] = feats
+        else:
+            keep2 = False
+        return feats
+
+    rows = []
+    with torch.enable_grad():
+        for i, chunk1 in enumerate(chunks1):
+            f1 = features2(i) if symmetric else computer.features(chunk1)
+            row: list[torch.Tensor | None] = []
+            for j in range(len(chunks2)):
+                if symmetric and j < i:
+                    row.append(None)  # filled from the transposed block below
+                    continue
+                row.append(_block(f1, f1 if (symmetric and j == i) else features2(j), mode == "full"))
+            rows.append(row)
+    if symmetric:
+        for i in range(len(rows)):
+            for j in range(i):
+                upper = rows[j][i]
+                assert upper is not None
+                rows[i][j] = upper.transpose(0, 1) if mode == "trace" else upper.permute(1, 0, 3, 2)
+    kernel = torch.cat([torch.cat(row, dim=1) for row in rows], dim=0)  # type: ignore[arg-type]
+    if mode == "full" and kernel.shape[-1] == 1:
+        kernel = kernel[..., 0, 0]
+    return kernel.detach().double().numpy()
