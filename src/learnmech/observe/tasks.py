@@ -1,0 +1,319 @@
+"""Small, seeded training tasks for experiments about universal behaviours of training.
+
+Everything here runs in seconds on a CPU: tiny synthetic data sets (Gaussian class clusters, modular
+arithmetic), small MLPs, and one training loop (full-batch GD, minibatch SGD or AdamW) with hooks for
+instruments (an ``Observer`` from :mod:`learnmech.observe` or any callback). The claims of the "universal"
+strand (edge of stability, neural collapse, grokking, heavy tails) are built from these pieces.
+
+Conventions: inputs are float32 torch tensors ``(n, d)``, labels int64 ``(n,)`` in ``[0, num_classes)``;
+losses are per-example means, so the learning rate has the same meaning whatever ``n`` is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._checks import one_of, positive_float, positive_int
+from .._seed import torch_generator
+
+__all__ = [
+    "Dataset",
+    "TrainHistory",
+    "modular_addition",
+    "gaussian_clusters",
+    "mlp",
+    "loss_function",
+    "accuracy",
+    "train",
+    "LOSSES",
+    "OPTIMIZERS",
+    "ACTIVATIONS",
+]
+
+LOSSES = ("cross_entropy", "mse")
+OPTIMIZERS = ("gd", "sgd", "adamw")
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "identity": nn.Identity,
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A classification task split into train and test.
+
+    x_train ``(n_train, d)`` float32, y_train ``(n_train,)`` int64 labels in ``[0, num_classes)``; likewise the
+    test split (which may be empty, ``n_test = 0``).
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def train_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole training set as one ``(x, y)`` batch (what full-batch GD and the instruments consume)."""
+        return self.x_train, self.y_train
+
+
+def modular_addition(p: int, train_fraction: float = 0.5, seed: int = 0) -> Dataset:
+    """All ``p**2`` pairs ``(a, b)`` labelled ``(a + b) mod p``, randomly split (Power et al. 2022).
+
+    Each input is the concatenation of the one-hot codes of ``a`` and ``b``: shape ``(n, 2p)``, so an MLP on it
+    is the "one-hot pairs" model of Liu et al. (2022, "Towards understanding grokking"). ``train_fraction`` of
+    the pairs (rounded, at least one, and at least one left for test) go to the training split.
+    """
+    p = positive_int(p, "p", minimum=2)
+    fraction = positive_float(train_fraction, "train_fraction")
+    if fraction >= 1:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = a.reshape(-1), b.reshape(-1)
+    eye = torch.eye(p)
+    x = torch.cat([eye[a], eye[b]], dim=1)
+    y = (a + b) % p
+    order = torch.randperm(p * p, generator=torch_generator(seed))
+    n_train = min(max(1, round(fraction * p * p)), p * p - 1)
+    train, test = order[:n_train], order[n_train:]
+    return Dataset(x[train], y[train], x[test], y[test], p)
+
+
+def gaussian_clusters(
+    num_classes: int,
+    per_class: int,
+    dim: int,
+    *,
+    test_per_class: int = 0,
+    noise: float = 1.0,
+    seed: int = 0,
+) -> Dataset:
+    """Balanced Gaussian class clusters: class ``c`` is ``mu_c + noise * z`` with ``z ~ N(0, I_dim)``.
+
+    The class means ``mu_c`` are i.i.d. ``N(0, I_dim)`` (so classes are separated by ``~ sqrt(2 dim)`` and each
+    cluster has radius ``~ noise * sqrt(dim)``). Returns ``per_class * num_classes`` training points (ordered by
+    class then shuffled) and ``test_per_class * num_classes`` test points from the same distribution.
+    """
+    num_classes = positive_int(num_classes, "num_classes", minimum=2)
+    per_class = positive_int(per_class, "per_class")
+    dim = positive_int(dim, "dim")
+    test_per_class = positive_int(test_per_class, "test_per_class", minimum=0)
+    noise = positive_float(noise, "noise", allow_zero=True)
+    gen = torch_generator(seed)
+    means = torch.randn(num_classes, dim, generator=gen)
+
+    def sample(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = torch.arange(num_classes).repeat_interleave(count)
+        points = means[labels] + noise * torch.randn(len(labels), dim, generator=gen)
+        order = torch.randperm(len(labels), generator=gen)
+        return points[order], labels[order]
+
+    x_train, y_train = sample(per_class)
+    x_test, y_test = sample(test_per_class) if test_per_class else (torch.zeros(0, dim), torch.zeros(0).long())
+    return Dataset(x_train, y_train, x_test, y_test, num_classes)
+
+
+def mlp(
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    activation: str = "relu",
+    *,
+    bias: bool = True,
+    seed: int = 0,
+) -> nn.Sequential:
+    """A fully connected net ``Linear -> act -> ... -> Linear`` with torch's default (Kaiming-uniform) init.
+
+    ``hidden`` lists the widths of the hidden layers (may be empty: a linear model). The last ``Linear`` is the
+    classifier; the output of the module just before it (``model[:-1]``) is the penultimate feature map that
+    neural-collapse measurements use. Initialised from ``seed`` without touching torch's global generator state.
+    """
+    in_dim = positive_int(in_dim, "in_dim")
+    out_dim = positive_int(out_dim, "out_dim")
+    widths = [positive_int(w, f"hidden[{i}]") for i, w in enumerate(hidden)]
+    one_of(activation, "activation", ACTIVATIONS)
+    layers: list[nn.Module] = []
+    previous = in_dim
+    for width in widths:
+        layers += [nn.Linear(previous, width, bias=bias), ACTIVATIONS[activation]()]
+        previous = width
+    layers.append(nn.Linear(previous, out_dim, bias=bias))
+    model = nn.Sequential(*layers)
+    # fork_rng keeps the caller's global torch RNG untouched while init draws from a seeded stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for layer in model:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+    return model
+
+
+def loss_function(name: str, num_classes: int | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``loss(outputs (n, k), labels (n,)) -> scalar`` averaged over examples.
+
+    "cross_entropy": softmax cross-entropy. "mse": ``(1/n) sum_i 0.5 ||f(x_i) - e_{y_i}||^2`` against one-hot
+    targets, the square loss of Cohen et al. (2021) for classification (``num_classes`` = k is required).
+    """
+    one_of(name, "loss", LOSSES)
+    if name == "cross_entropy":
+        return nn.functional.cross_entropy
+    classes = positive_int(num_classes, "num_classes", minimum=2) if num_classes is not None else None
+    if classes is None:
+        raise ValueError("num_classes must be given for the 'mse' loss (the one-hot target dimension)")
+
+    def mse(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        targets = nn.functional.one_hot(labels, classes).to(outputs.dtype)
+        return 0.5 * (outputs - targets).pow(2).sum(dim=1).mean()
+
+    return mse
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of rows of ``x`` whose arg-max output equals the label (NaN for an empty set)."""
+    if len(y) == 0:
+        return math.nan
+    with torch.no_grad():
+        return float((model(x).argmax(dim=1) == y).float().mean())
+
+
+@dataclass
+class TrainHistory:
+    """What :func:`train` recorded every ``every`` steps (and at the last step).
+
+    steps: step index at which the row was recorded (0 = before any update); train/test loss and accuracy there
+    (test values are NaN without a test split); ``extra``: the callback's return values, one per row (``None``
+    when there is no callback). ``diverged_step``: the first step with a non-finite loss, else ``None``.
+    """
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    extra: list[Any] = field(default_factory=list)
+    diverged_step: int | None = None
+
+    def first_step(self, values: Sequence[float], threshold: float) -> int | None:
+        """The first recorded step at which ``values`` (one of the recorded lists) is ``>= threshold``."""
+        for step, value in zip(self.steps, values, strict=False):
+            if value >= threshold:
+                return step
+        return None
+
+
+def _make_optimizer(name: str, params: Any, lr: float, weight_decay: float, betas: tuple[float, float]):
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
+    # "gd" and "sgd" are the same update; they differ in the batch (full vs minibatch). Weight decay is L2 here.
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+
+def train(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    steps: int,
+    lr: float,
+    optimizer: str = "gd",
+    loss: str = "cross_entropy",
+    weight_decay: float = 0.0,
+    batch_size: int | None = None,
+    betas: tuple[float, float] = (0.9, 0.98),
+    every: int = 1,
+    callback: Callable[[int, nn.Module], Any] | None = None,
+    observer: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    seed: int = 0,
+) -> TrainHistory:
+    """Train ``model`` in place on ``data`` for ``steps`` updates; returns the recorded :class:`TrainHistory`.
+
+    optimizer: "gd" (full-batch gradient descent; ``batch_size`` must be None), "sgd" (plain SGD on minibatches
+    of ``batch_size`` drawn without replacement each epoch) or "adamw" (full batch unless ``batch_size``; the
+    decoupled weight decay of Loshchilov & Hutter 2019). loss: "cross_entropy" or "mse" (see
+    :func:`loss_function`). Every ``every`` steps (and at step 0 and the last step) the full train/test loss and
+    accuracy are recorded and ``callback(step, model)`` is called (its return value goes to ``history.extra``).
+    ``observer``: anything with a ``step(loss, batch)`` method (e.g. :class:`learnmech.observe.Observer`), called
+    once per iteration after ``backward`` and before the update, with that iteration's loss and ``(x, y)`` batch
+    (so an Observer's step ``t`` is measured after ``t`` updates, like ``history.steps``).
+    ``progress(done, total)`` is called at each recording. A non-finite loss stops training and sets
+    ``history.diverged_step`` (no exception), so callers decide how to report it.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model must have trainable parameters, it has none")
+    steps = positive_int(steps, "steps", minimum=0)
+    lr = positive_float(lr, "lr")
+    weight_decay = positive_float(weight_decay, "weight_decay", allow_zero=True)
+    every = positive_int(every, "every")
+    one_of(optimizer, "optimizer", OPTIMIZERS)
+    n_train = len(data.y_train)
+    if optimizer == "gd" and batch_size is not None:
+        raise ValueError("batch_size must be None for optimizer='gd' (full batch); use optimizer='sgd'")
+    if optimizer == "sgd" and batch_size is None:
+        raise ValueError("batch_size must be given for optimizer='sgd'")
+    if batch_size is not None:
+        batch_size = positive_int(batch_size, "batch_size")
+        if batch_size > n_train:
+            raise ValueError(f"batch_size must be <= the {n_train} training examples, got {batch_size}")
+    loss_fn = loss_function(loss, data.num_classes)
+    opt = _make_optimizer(optimizer, params, lr, weight_decay, betas)
+    gen = torch_generator(seed)
+    history = TrainHistory()
+    order = torch.randperm(n_train, generator=gen)
+    cursor = 0
+
+    def record(step: int) -> None:
+        with torch.no_grad():
+            history.steps.append(step)
+            history.train_loss.append(float(loss_fn(model(data.x_train), data.y_train)))
+            history.train_acc.append(accuracy(model, data.x_train, data.y_train))
+            has_test = len(data.y_test) > 0
+            history.test_loss.append(float(loss_fn(model(data.x_test), data.y_test)) if has_test else math.nan)
+            history.test_acc.append(accuracy(model, data.x_test, data.y_test))
+        history.extra.append(callback(step, model) if callback is not None else None)
+        if progress is not None:
+            progress(step, steps)
+
+    record(0)
+    for step in range(1, steps + 1):
+        if batch_size is None:
+            x, y = data.x_train, data.y_train
+        else:
+            if cursor + batch_size > n_train:  # new epoch: reshuffle
+                order, cursor = torch.randperm(n_train, generator=gen), 0
+            index = order[cursor : cursor + batch_size]
+            cursor += batch_size
+            x, y = data.x_train[index], data.y_train[index]
+        opt.zero_grad(set_to_none=True)
+        value = loss_fn(model(x), y)
+        if not torch.isfinite(value):
+            history.diverged_step = step
+            return history
+        value.backward()
+        if observer is not None:
+            # Before the update, after backward: the observer sees the parameters the loss and .grad belong to,
+            # and its own iteration counter (starting at 0) equals the number of updates done so far.
+            observer.step(value.detach(), (x, y))
+        opt.step()
+        if step % every == 0 or step == steps:
+            record(step)
+            if not math.isfinite(history.train_loss[-1]):
+                history.diverged_step = step
+                return history
+    return history
