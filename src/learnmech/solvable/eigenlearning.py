@@ -1,0 +1,233 @@
+"""Kernel learning curves: the eigenlearning estimate and the tools to feed it a real kernel.
+
+Kernel (ridge) regression with n i.i.d. samples from a measure mu, kernel eigenvalues lam_i and target
+coefficients v_i in the kernel's eigenbasis (f = sum_i v_i phi_i, with E_mu[phi_i phi_j] = delta_ij), has test
+error predicted by one scalar, the effective regularization kappa (Simon et al. 2021, "The eigenlearning
+framework", eqs. 3-11; equivalently Bordelon, Canatar & Pehlevan 2020, eq. 6 and Canatar et al. 2021, eq. 4):
+
+    sum_i lam_i / (lam_i + kappa) + ridge / kappa = n                       (kappa)
+    L_i = lam_i / (lam_i + kappa)                                           (learnability of mode i)
+    E0 = n / (n - sum_i L_i^2)                                              (overfitting coefficient)
+    test MSE = E0 * (sum_i (1 - L_i)^2 v_i^2 + noise)                       (vs. noisy test labels)
+    train MSE = (ridge / (n kappa))^2 * test MSE
+
+and the learnabilities obey the conservation law sum_i L_i = n - ridge / kappa <= n.
+
+Conventions: ``ridge`` is added to the raw n x n Gram matrix, f_hat(x) = k(x, X) (K + ridge I)^-1 y, and the
+eigenvalues are those of the integral operator (T f)(x) = E_mu[K(x, x') f(x')], i.e. of the Gram matrix of a
+large sample divided by its size (:func:`kernel_eigensystem`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg, optimize
+
+from .._checks import as_array, positive_float, positive_int
+
+__all__ = [
+    "EigenlearningPrediction",
+    "eigenlearning",
+    "effective_regularization",
+    "kernel_eigensystem",
+    "kernel_regression",
+    "power_law_spectrum",
+    "learning_curve_exponent",
+]
+
+
+@dataclass(frozen=True)
+class EigenlearningPrediction:
+    """The eigenlearning estimate for one training-set size n.
+
+    kappa: effective regularization (same units as the eigenvalues). learnabilities: ``(M,)`` L_i in [0, 1].
+    overfitting_coefficient: E0 >= 1. test_mse: expected MSE against noisy test labels (target units squared).
+    clean_test_mse: the same against the noiseless target (test_mse - noise). train_mse: expected training MSE.
+    learnability_sum: sum_i L_i, which the conservation law fixes to ``n - ridge / kappa``.
+    """
+
+    n: int
+    ridge: float
+    noise: float
+    kappa: float
+    learnabilities: np.ndarray
+    overfitting_coefficient: float
+    test_mse: float
+    clean_test_mse: float
+    train_mse: float
+    learnability_sum: float
+
+    @property
+    def E0(self) -> float:  # noqa: N802 - the papers' symbol
+        """Alias of ``overfitting_coefficient`` (Simon et al. 2021 call it E0)."""
+        return self.overfitting_coefficient
+
+    @property
+    def sum_rule_residual(self) -> float:
+        """sum_i L_i + ridge/kappa - n: zero up to the root finder's precision (the conservation law)."""
+        return self.learnability_sum + self.ridge / self.kappa - self.n
+
+
+def _spectrum(eigenvalues: object) -> np.ndarray:
+    lam = as_array(eigenvalues, "eigenvalues", ndim=1)
+    if np.any(lam < 0):
+        raise ValueError(f"eigenvalues must be >= 0 (a kernel is positive semi-definite), got min {lam.min():.3g}")
+    if not np.any(lam > 0):
+        raise ValueError("eigenvalues must contain at least one positive value")
+    return lam
+
+
+def effective_regularization(eigenvalues: object, n: float, ridge: float = 0.0) -> float:
+    """kappa > 0 solving sum_i lam_i/(lam_i + kappa) + ridge/kappa = n (Simon et al. 2021, eq. 3).
+
+    eigenvalues: ``(M,)`` >= 0. n: training-set size (> 0; real values allowed for smooth curves).
+    ridge: >= 0, added to the Gram matrix. With ``ridge == 0`` a solution exists only if n is below the
+    number of positive eigenvalues (the rank): at or above it ridgeless regression interpolates exactly and
+    kappa -> 0, which is a ValueError here.
+    """
+    lam = _spectrum(eigenvalues)
+    n = positive_float(n, "n")
+    ridge = positive_float(ridge, "ridge", allow_zero=True)
+    rank = int(np.count_nonzero(lam > 0))
+    if ridge == 0 and n >= rank:
+        raise ValueError(
+            f"n={n:g} must be below the spectrum's rank ({rank} positive eigenvalues) when ridge=0: "
+            "ridgeless regression then interpolates (kappa -> 0); pass ridge > 0 or more eigenvalues"
+        )
+
+    def excess(log_kappa: float) -> float:
+        # Decreasing in kappa; solved in log-space because kappa spans many decades across n.
+        kappa = math.exp(log_kappa)
+        return float(np.sum(lam / (lam + kappa))) + ridge / kappa - n
+
+    # Since lam/(lam+kappa) <= lam/kappa, kappa <= (sum lam + ridge)/n: the root lies below this bound.
+    hi = math.log((float(lam.sum()) + ridge) / n) + 1.0
+    lo = hi - 2.0
+    while excess(lo) <= 0:  # walk down until the sum exceeds n (guaranteed by rank > n or ridge > 0)
+        lo -= 2.0 * (hi - lo)
+        if lo < -1400:  # below float64's range: n is numerically at the rank
+            raise ValueError(f"n={n:g} is numerically at the spectrum's rank; pass ridge > 0")
+    log_kappa = optimize.brentq(excess, lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=500)
+    return math.exp(log_kappa)
+
+
+def eigenlearning(
+    eigenvalues: object, target_coeffs: object, n: float, ridge: float = 0.0, noise: float = 0.0
+) -> EigenlearningPrediction:
+    """Eigenlearning estimate of kernel regression's test and train MSE with n samples.
+
+    eigenvalues: ``(M,)`` operator eigenvalues lam_i >= 0 (any order). target_coeffs: ``(M,)`` coefficients v_i
+    of the target in the same eigenbasis (only v_i^2 matters). n: number of training samples. ridge: >= 0,
+    added to the raw Gram matrix. noise: variance of the label noise (target units squared).
+    Formulas: Simon et al. (2021), eqs. 3-11; Bordelon, Canatar & Pehlevan (2020), eq. 6.
+    """
+    lam = _spectrum(eigenvalues)
+    coeffs = as_array(target_coeffs, "target_coeffs", ndim=1)
+    if coeffs.shape != lam.shape:
+        raise ValueError(f"target_coeffs must have shape {lam.shape} like eigenvalues, got {coeffs.shape}")
+    noise = positive_float(noise, "noise", allow_zero=True)
+    ridge = positive_float(ridge, "ridge", allow_zero=True)
+    kappa = effective_regularization(lam, n, ridge)
+    n = float(n)
+    learn = lam / (lam + kappa)
+    # E0 = n/(n - sum L^2): finite because sum L^2 < sum L <= n (Simon et al. 2021, eq. 9).
+    overfit = n / (n - float(np.sum(learn**2)))
+    clean_part = float(np.sum((1.0 - learn) ** 2 * coeffs**2))
+    test = overfit * (clean_part + noise)
+    # Training error = (ridge/(n kappa))^2 x test error (Simon et al. 2021, eq. 11; Canatar et al. 2021).
+    train = (ridge / (n * kappa)) ** 2 * test
+    return EigenlearningPrediction(
+        n=int(round(n)) if float(n).is_integer() else n,  # type: ignore[arg-type]
+        ridge=ridge,
+        noise=noise,
+        kappa=kappa,
+        learnabilities=learn,
+        overfitting_coefficient=overfit,
+        test_mse=test,
+        clean_test_mse=test - noise,
+        train_mse=train,
+        learnability_sum=float(learn.sum()),
+    )
+
+
+def kernel_eigensystem(gram: object, target: object) -> tuple[np.ndarray, np.ndarray]:
+    """Operator eigenvalues and target coefficients of a kernel under the empirical measure of a sample.
+
+    gram: ``(M, M)`` kernel matrix K(x_a, x_b) of M points (the measure is uniform over them, or a large sample
+    of the data distribution: a Nystrom estimate of the continuum operator). target: ``(M,)`` target values
+    f(x_a). Returns ``(eigenvalues (M,), coeffs (M,))`` sorted by decreasing eigenvalue, with eigenvalues of
+    K/M clipped at 0 and coeffs v_i = <f, phi_i> where phi_i = sqrt(M) u_i is unit-norm under the measure, so
+    sum_i v_i^2 = mean(f^2).
+    """
+    K = as_array(gram, "gram", ndim=2)
+    M = K.shape[0]
+    if K.shape != (M, M):
+        raise ValueError(f"gram must be square, got shape {K.shape}")
+    f = as_array(target, "target", ndim=1)
+    if f.shape != (M,):
+        raise ValueError(f"target must have shape ({M},) to match gram, got {f.shape}")
+    if not np.allclose(K, K.T, rtol=1e-10, atol=1e-12 * float(np.abs(K).max() or 1.0)):
+        raise ValueError("gram must be symmetric")
+    values, vectors = linalg.eigh(0.5 * (K + K.T) / M)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    coeffs = vectors.T @ f / math.sqrt(M)  # <f, phi_i>_mu with phi_i = sqrt(M) u_i
+    return np.clip(values, 0.0, None), coeffs
+
+
+def kernel_regression(
+    k_train_train: object, k_test_train: object, y_train: object, ridge: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel (ridge) regression: predictions k(x, X) (K + ridge I)^-1 y on test and train points.
+
+    k_train_train: ``(n, n)``; k_test_train: ``(m, n)``; y_train: ``(n,)`` or ``(n, k)``; ridge >= 0 (on the raw
+    Gram matrix). Returns ``(test_predictions (m,[k]), train_predictions (n,[k]))``. Uses a Cholesky solve and
+    falls back to a least-squares (minimum-norm) solve when K + ridge I is numerically singular.
+    """
+    K = as_array(k_train_train, "k_train_train", ndim=2)
+    n = K.shape[0]
+    if K.shape != (n, n):
+        raise ValueError(f"k_train_train must be square, got shape {K.shape}")
+    K_test = as_array(k_test_train, "k_test_train", ndim=2)
+    if K_test.shape[1] != n:
+        raise ValueError(f"k_test_train must have {n} columns (one per training point), got shape {K_test.shape}")
+    y = as_array(y_train, "y_train", ndim=(1, 2))
+    if y.shape[0] != n:
+        raise ValueError(f"y_train must have {n} rows (one per training point), got shape {y.shape}")
+    ridge = positive_float(ridge, "ridge", allow_zero=True)
+    system = K + ridge * np.eye(n)
+    try:
+        alpha = linalg.cho_solve(linalg.cho_factor(system, lower=True, check_finite=False), y, check_finite=False)
+        if not np.all(np.isfinite(alpha)):
+            raise linalg.LinAlgError("non-finite solution")
+    except linalg.LinAlgError:
+        alpha = linalg.lstsq(system, y, cond=None, check_finite=False)[0]
+    return K_test @ alpha, K @ alpha
+
+
+def power_law_spectrum(num_modes: int, exponent: float, scale: float = 1.0) -> np.ndarray:
+    """``(num_modes,)`` values scale * k^-exponent for k = 1..num_modes (a power-law kernel or target spectrum)."""
+    num_modes = positive_int(num_modes, "num_modes")
+    exponent = positive_float(exponent, "exponent")
+    scale = positive_float(scale, "scale")
+    return scale * np.arange(1, num_modes + 1, dtype=float) ** (-exponent)
+
+
+def learning_curve_exponent(spectrum_exponent: float, target_exponent: float) -> float:
+    """Predicted exponent beta of the ridgeless learning curve test MSE ~ n^-beta.
+
+    For lam_k ~ k^-a (a > 1) and target power v_k^2 ~ k^-b (b > 1): kappa ~ n^-a (the modes with lam_k > kappa
+    number ~ n), the unlearned tail sum_{k > n} k^-b gives n^(1-b) and the partially learned head
+    kappa^2 sum_{k < n} k^(2a-b) gives n^-2a, so beta = min(b - 1, 2a) (Bordelon, Canatar & Pehlevan 2020,
+    Sec. 5; Spigler, Geiger & Wyart 2020, eq. 5, with their alpha_t = d b, alpha_s = d a).
+    """
+    a = positive_float(spectrum_exponent, "spectrum_exponent")
+    b = positive_float(target_exponent, "target_exponent")
+    if a <= 1:
+        raise ValueError(f"spectrum_exponent must be > 1 (trace-class kernel), got {a}")
+    if b <= 1:
+        raise ValueError(f"target_exponent must be > 1 (finite target power), got {b}")
+    return min(b - 1.0, 2.0 * a)
