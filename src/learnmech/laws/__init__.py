@@ -1,1 +1,43 @@
-"""learnmech.laws"""
+"""learnmech.laws: fit, compare and extrapolate scaling laws.
+
+- :func:`fit_scaling_law`: L(N, D) = E + A/N^alpha + B/D^beta by Hoffmann et al. (2022)'s approach 3 (Huber loss on
+  log-loss, L-BFGS from a grid of starts), with bootstrap intervals (Besiroglu et al. 2024) and the
+  compute-optimal allocation N_opt(C), D_opt(C).
+- :func:`fit_power_law`, :func:`fit_broken_power_law`, :func:`compare_power_laws`: one-variable laws and model
+  comparison by held-out error.
+- :func:`load_chinchilla`: the Chinchilla points Epoch AI extracted; :mod:`.experiment`: our own MLP sweep.
+"""
+
+from .data import drop_highest, find_data_file, load_chinchilla
+from .fit import (
+    PARAMETER_NAMES,
+    ComputeOptimal,
+    ScalingLawFit,
+    check_scaling_data,
+    compute_optimal,
+    default_start_grid,
+    fit_scaling_law,
+    huber,
+    scaling_law,
+)
+from .optim import BatchedMinimum, minimize_batched
+from .plot import frontier_panel, loss_vs_compute_panel
+
+__all__ = [
+    "PARAMETER_NAMES",
+    "BatchedMinimum",
+    "ComputeOptimal",
+    "ScalingLawFit",
+    "check_scaling_data",
+    "compute_optimal",
+    "default_start_grid",
+    "drop_highest",
+    "find_data_file",
+    "fit_scaling_law",
+    "frontier_panel",
+    "huber",
+    "load_chinchilla",
+    "loss_vs_compute_panel",
+    "minimize_batched",
+    "scaling_law",
+]

@@ -1,0 +1,70 @@
+"""Published scaling data: the Chinchilla points digitised by Epoch AI (Besiroglu et al. 2024).
+
+The CSV lives outside the package (``shared/data/chinchilla_svg_extracted.csv`` beside the repository), so it is
+located at run time: ``$LEARNMECH_DATA`` (a directory holding the file, or the file itself) if set, else the first
+``shared/data/`` found walking up from this module and from the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .._checks import positive_int
+
+__all__ = ["CHINCHILLA_FILE", "find_data_file", "load_chinchilla", "drop_highest"]
+
+CHINCHILLA_FILE = "chinchilla_svg_extracted.csv"
+_ENV = "LEARNMECH_DATA"
+
+
+def find_data_file(filename: str = CHINCHILLA_FILE) -> Path:
+    """Path of a shared data file; FileNotFoundError saying where it looked when it is nowhere."""
+    looked: list[str] = []
+    override = os.environ.get(_ENV)
+    if override:
+        candidate = Path(override)
+        candidate = candidate if candidate.is_file() else candidate / filename
+        if candidate.is_file():
+            return candidate
+        looked.append(f"${_ENV} -> {candidate}")
+    for origin in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for directory in (origin, *origin.parents):
+            candidate = directory / "shared" / "data" / filename
+            if candidate.is_file():
+                return candidate
+        looked.append(f"shared/data/ above {origin}")
+    raise FileNotFoundError(
+        f"could not find {filename}: looked in {'; '.join(looked)}. Set {_ENV} to its directory."
+    )
+
+
+def drop_highest(loss: np.ndarray, count: int) -> np.ndarray:
+    """Boolean mask (n,) keeping all points except the ``count`` with the highest loss (Besiroglu et al. 2024)."""
+    count = positive_int(count, "exclude_highest", minimum=0)
+    loss = np.asarray(loss, dtype=float)
+    if count >= loss.size:
+        raise ValueError(f"exclude_highest must be smaller than the number of points ({loss.size}), got {count}")
+    keep = np.ones(loss.size, dtype=bool)
+    if count:
+        keep[np.argsort(loss, kind="stable")[loss.size - count:]] = False
+    return keep
+
+
+def load_chinchilla(exclude_highest: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 245 Chinchilla runs Epoch AI extracted from Hoffmann et al. (2022) figure 4, as (N, D, loss).
+
+    N (n,): model parameters; D (n,): training tokens = training FLOP / (6 N), as Epoch AI derived them;
+    loss (n,): final training loss (nats/token). ``exclude_highest``: drop that many highest-loss points
+    (5 in Besiroglu et al. 2024, whose fit this reproduces).
+    """
+    import pandas as pd
+
+    table = pd.read_csv(find_data_file(CHINCHILLA_FILE))
+    N = table["Model Size"].to_numpy(dtype=float)
+    flop = table["Training FLOP"].to_numpy(dtype=float)
+    loss = table["loss"].to_numpy(dtype=float)
+    keep = drop_highest(loss, exclude_highest)
+    return N[keep], flop[keep] / (6.0 * N[keep]), loss[keep]
