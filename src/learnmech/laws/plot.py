@@ -31,7 +31,9 @@ def loss_vs_compute_panel(fit: ScalingLawFit, N: np.ndarray, D: np.ndarray, loss
         label = f"runs N {N[group].min():.2g}-{N[group].max():.2g}"
         series.append(Series(label=label, x=compute[group], y=loss[group], role="measurement"))
         n_mid = float(np.exp(np.mean(np.log(N[group]))))
-        series.append(Series(label=f"fit, N={n_mid:.2g}", x=grid, y=fit.predict(n_mid, grid / (6.0 * n_mid)),
+        # each iso-N curve spans its group's compute range (x2 either side), where the law was constrained
+        span = np.geomspace(compute[group].min() / 2, compute[group].max() * 2, 30)
+        series.append(Series(label=f"fit, N={n_mid:.2g}", x=span, y=fit.predict(n_mid, span / (6.0 * n_mid)),
                              role="prediction"))
     frontier = fit.compute_optimal
     series.append(Series(label="compute-optimal frontier", x=grid,
