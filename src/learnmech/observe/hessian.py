@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from .._checks import positive_float, positive_int
@@ -111,7 +110,8 @@ def lanczos(
     """
     dim = start.numel()
     steps = min(int(max_steps), dim)
-    basis = torch.zeros(steps, dim, dtype=torch.float64)
+    # Rows are filled as they are reached; ``empty`` avoids paying to zero a (max_steps, dim) block upfront.
+    basis = torch.empty(steps, dim, dtype=torch.float64)
     q = start.to(torch.float64) / torch.linalg.vector_norm(start)
     alphas: list[float] = []
     betas: list[float] = []
@@ -140,9 +140,11 @@ def lanczos(
 
 def _ritz(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (ascending) and eigenvectors of the Lanczos tridiagonal matrix."""
-    if len(alphas) == 1:
-        return alphas.copy(), np.ones((1, 1))
-    return scipy.linalg.eigh_tridiagonal(alphas, betas[: len(alphas) - 1])
+    # T is at most a few hundred wide: a dense symmetric eigensolver is faster than the tridiagonal one's
+    # per-call overhead, which matters because convergence is checked after every step.
+    off = betas[: len(alphas) - 1]
+    tridiagonal = np.diag(alphas) + np.diag(off, 1) + np.diag(off, -1)
+    return np.linalg.eigh(tridiagonal)
 
 
 def _top_bounds(alphas: np.ndarray, betas: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
