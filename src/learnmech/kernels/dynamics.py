@@ -261,7 +261,7 @@ def train_mse_gd(
                 break
             if step == target_step:
                 train_out.append(out.detach().double().numpy())
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 if xt is not None:
                     with torch.no_grad():
                         test_out.append(model(xt).reshape(xt.shape[0], -1).double().numpy())

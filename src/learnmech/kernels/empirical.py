@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, vjp, vmap
+from torch.func import functional_call, jacrev, vmap
 
 from .._checks import one_of, positive_float, positive_int
 from .._seed import torch_generator
@@ -297,14 +297,20 @@ class _NTKComputer:
             # Zero perturbations added to each tapped layer's output: the VJP w.r.t. them is the output
             # cotangent g = df/dy of that layer (Novak et al. 2022, sec. 4, "structured derivatives").
             # The probe checked each tapped layer sees a (batch, in_features) input, so its output is (n, out_features).
-            eps = {name: torch.zeros((n, m.out_features), dtype=self.dtype) for name, (m, _) in self.taps.items()}
-            out, vjp_fn, inputs = vjp(lambda e: self._tapped_forward(e, x), eps, has_aux=True)
-            outputs = out.shape[1]
-            if outputs == 1:
-                cotangents = {name: g[None] for name, g in vjp_fn(torch.ones_like(out))[0].items()}
-            else:
-                basis = torch.eye(outputs, dtype=self.dtype)[:, None, :].expand(outputs, n, outputs)
-                cotangents = vmap(vjp_fn)(basis)[0]
+            eps = {name: torch.zeros((n, m.out_features), dtype=self.dtype, requires_grad=True)
+                   for name, (m, _) in self.taps.items()}
+            # Plain autograd (not torch.func.vjp, whose first call imports torch._dynamo: seconds per process).
+            with torch.enable_grad():
+                out, inputs = self._tapped_forward(eps, x)
+                outputs = out.shape[1]
+                if outputs == 1:
+                    grads = torch.autograd.grad(out, list(eps.values()), torch.ones_like(out))
+                    cotangents = {name: g[None] for name, g in zip(eps, grads, strict=True)}
+                else:
+                    basis = torch.eye(outputs, dtype=self.dtype)[:, None, :].expand(outputs, n, outputs)
+                    grads = torch.autograd.grad(out, list(eps.values()), basis, is_grads_batched=True)
+                    cotangents = dict(zip(eps, grads, strict=True))
+            inputs = {name: value.detach() for name, value in inputs.items()}
             for name, (_module, names) in self.taps.items():
                 weight_trained = any(nm.endswith("weight") for nm in names)
                 bias_trained = any(nm.endswith("bias") for nm in names)

@@ -1,0 +1,116 @@
+"""ntk-convergence: the empirical NTK of a width-n MLP converges to the analytic NTK, with error ~ n^-1/2.
+
+Theory (Jacot, Gabriel & Hongler 2018, Thm. 1; fluctuations: Hanin & Nica 2019, Thm. 1): at initialisation the
+empirical NTK of an MLP in the NTK parameterization is a sum over ``n`` hidden units per layer of i.i.d.-like
+terms, so it equals the deterministic limit plus O(n^-1/2) Gaussian fluctuations: the relative Frobenius error
+``||Theta_n - Theta||_F / ||Theta||_F`` decays as ``n^-1/2``, i.e. the log-log slope of error vs width is -1/2.
+
+Experiment: for each width and seed, build :func:`~learnmech.kernels.empirical.mlp_network` (exactly the
+architecture of :func:`learnmech.kernels.mlp`), compute its empirical NTK in float64 on fixed inputs, and the
+error to the analytic NTK. Fit ``log error = a + slope * log width`` by least squares over all (width, seed)
+points. Tolerance: the ``confidence`` (default 95%) t-interval half-width of the fitted slope, from the fit's
+residuals (i.e. the seed-to-seed spread); the prediction (-1/2) is fixed, never fitted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from learnmech._seed import rng
+from learnmech.claims import Claim, Panel, Result, Series, step
+from learnmech.kernels import mlp
+from learnmech.kernels.empirical import empirical_ntk, mlp_network
+
+PREDICTED_SLOPE = -0.5
+
+
+def run(config: dict[str, Any], seed: int) -> Result:
+    generator = rng(seed)
+    widths = [int(w) for w in config["widths"]]
+    seeds = int(config["seeds"])
+    x = generator.standard_normal((int(config["n_inputs"]), int(config["in_dim"])))
+    arch = dict(hidden_layers=int(config["hidden_layers"]), activation=config["activation"],
+                W_std=float(config["W_std"]), b_std=float(config["b_std"]))
+    analytic = mlp(**arch)(x).ntk
+    errors = np.empty((len(widths), seeds))
+    largest = None
+    total = len(widths) * seeds
+    for i, width in enumerate(widths):
+        for s in range(seeds):
+            # Independent nets for every (width, seed) point, so the regression residuals are independent.
+            net = mlp_network(x.shape[1], width=width, seed=int(generator.integers(2**31)), **arch)
+            empirical = empirical_ntk(net, x, dtype="float64")
+            errors[i, s] = np.linalg.norm(empirical - analytic) / np.linalg.norm(analytic)
+            largest = empirical
+            step(i * seeds + s + 1, total, f"width {width}, seed {s}")
+
+    log_w = np.repeat(np.log(widths), seeds)
+    log_e = np.log(errors).reshape(-1)
+    (slope, intercept), cov = np.polyfit(log_w, log_e, 1, cov="unscaled")
+    residuals = log_e - (intercept + slope * log_w)
+    dof = log_e.size - 2
+    slope_se = float(np.sqrt(cov[0, 0] * residuals @ residuals / dof))
+    tolerance = float(stats.t.ppf(0.5 + float(config["confidence"]) / 2, dof) * slope_se)
+
+    mean_err, std_err = errors.mean(axis=1), errors.std(axis=1, ddof=1)
+    grid = np.geomspace(widths[0], widths[-1], 50)
+    centre = np.exp(np.mean(np.log(widths)))
+    anchor = np.exp(intercept + slope * np.log(centre))  # where the -1/2 line is pinned, for the eye only
+    panels = [
+        Panel(
+            title="Empirical NTK -> analytic NTK",
+            xlabel="hidden width n (units)",
+            ylabel="relative Frobenius error ||Theta_n - Theta||/||Theta|| (dimensionless)",
+            xscale="log",
+            yscale="log",
+            series=[
+                Series("measured (mean +- sd over seeds)", widths, mean_err, role="measurement", yerr=std_err),
+                Series("slope -1/2 (Jacot et al. 2018), pinned at the fit's centre", grid,
+                       anchor * (grid / centre) ** PREDICTED_SLOPE, role="prediction"),
+                Series(f"least-squares fit, slope {slope:.3f}", grid, np.exp(intercept) * grid**slope,
+                       role="reference"),
+            ],
+        ),
+        Panel(
+            title=f"Kernel entries at width {widths[-1]}",
+            xlabel="analytic NTK entry (output units^2)",
+            ylabel="empirical NTK entry (output units^2)",
+            series=[
+                Series("y = x", [analytic.min(), analytic.max()], [analytic.min(), analytic.max()],
+                       role="prediction"),
+                Series("entries", analytic.reshape(-1), np.asarray(largest).reshape(-1), role="measurement"),
+            ],
+        ),
+    ]
+    return Result(
+        prediction=PREDICTED_SLOPE,
+        measurement=float(slope),
+        error=abs(float(slope) - PREDICTED_SLOPE),
+        tolerance=tolerance,
+        figure=panels,
+        metrics={
+            "slope_se": slope_se,
+            "dof": dof,
+            "widths": widths,
+            "mean_relative_error": mean_err,
+            "sd_relative_error": std_err,
+            "error_times_sqrt_width": mean_err * np.sqrt(widths),
+        },
+    )
+
+
+CLAIM = Claim(
+    name="ntk-convergence",
+    strand="limits",
+    reference="Jacot, Gabriel & Hongler (2018), Thm. 1; Hanin & Nica (2019), Thm. 1",
+    statement="theory says the empirical NTK of a width-n MLP (NTK parameterization) converges to the analytic "
+    "NTK with relative error ~ n^-1/2: the log-log slope of error vs width is -1/2",
+    quick={"widths": [64, 128, 256, 512, 1024], "seeds": 4, "hidden_layers": 2, "n_inputs": 8, "in_dim": 4,
+           "activation": "relu", "W_std": 1.5, "b_std": 0.1, "confidence": 0.95},
+    full={"widths": [64, 128, 256, 512, 1024, 2048, 4096], "seeds": 8, "hidden_layers": 3, "n_inputs": 16,
+          "in_dim": 8, "activation": "relu", "W_std": 1.5, "b_std": 0.1, "confidence": 0.95},
+    run=run,
+)
