@@ -110,7 +110,7 @@ CLAIM = Claim(
     ),
     quick={"p": 31, "train_fraction": 0.6, "width": 256, "lr": 1e-2, "weight_decay": 1.0, "steps": 1200,
            "every": 10},
-    full={"p": 97, "train_fraction": 0.5, "width": 256, "lr": 1e-2, "weight_decay": 1.0, "steps": 3000,
+    full={"p": 59, "train_fraction": 0.4, "width": 256, "lr": 1e-2, "weight_decay": 1.0, "steps": 2000,
           "every": 10},
     run=run,
 )
