@@ -22,8 +22,24 @@ from .fit import (
 )
 from .optim import BatchedMinimum, minimize_batched
 from .plot import frontier_panel, loss_vs_compute_panel
+from .power import (
+    MODELS,
+    BrokenPowerLawFit,
+    PowerLawFit,
+    compare_power_laws,
+    fit_broken_power_law,
+    fit_power_law,
+    power_law,
+)
 
 __all__ = [
+    "MODELS",
+    "BrokenPowerLawFit",
+    "PowerLawFit",
+    "compare_power_laws",
+    "fit_broken_power_law",
+    "fit_power_law",
+    "power_law",
     "PARAMETER_NAMES",
     "BatchedMinimum",
     "ComputeOptimal",
