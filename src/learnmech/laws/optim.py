@@ -83,6 +83,14 @@ def minimize_batched(
     condition; curvature pairs with non-positive s'y are skipped so the inverse Hessian stays positive definite.
     """
     x = as_array(x0, "x0", ndim=2).copy()
+    # far-off line-search trials may overflow; such trials are rejected (non-finite f) or give a non-descent
+    # direction that is replaced by steepest descent, so the warnings carry no information
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _minimize(fun_and_grad, x, max_iter, history, gtol, ftol, max_backtracks)
+
+
+def _minimize(fun_and_grad: Objective, x: np.ndarray, max_iter: int, history: int, gtol: float, ftol: float,
+              max_backtracks: int) -> BatchedMinimum:
     max_iter = positive_int(max_iter, "max_iter")
     history = positive_int(history, "history")
     gtol, ftol = positive_float(gtol, "gtol"), positive_float(ftol, "ftol")
@@ -104,7 +112,7 @@ def minimize_batched(
         direction = _two_loop(gr, s_hist[rows], y_hist[rows], count[rows])
         slope = np.einsum("bp,bp->b", gr, direction)
         # not a descent direction (numerical trouble): restart from steepest descent and forget the memory
-        bad = ~(slope < 0)
+        bad = ~(slope < 0) | ~np.all(np.isfinite(direction), axis=1)
         if bad.any():
             direction[bad] = -gr[bad]
             slope[bad] = -np.einsum("bp,bp->b", gr[bad], gr[bad])
@@ -129,7 +137,7 @@ def minimize_batched(
         stalled[pending] = True
         s, yv = x_new - xr, g_new - gr
         sy = np.einsum("bp,bp->b", s, yv)
-        keep = (sy > 1e-12 * np.einsum("bp,bp->b", yv, yv)) & ~stalled
+        keep = (sy > 1e-12 * np.einsum("bp,bp->b", yv, yv)) & np.isfinite(sy) & ~stalled
         kr = rows[keep]
         s_hist[kr] = np.roll(s_hist[kr], -1, axis=1)
         y_hist[kr] = np.roll(y_hist[kr], -1, axis=1)
