@@ -46,9 +46,11 @@ def spectral_density(weight: Any) -> np.ndarray:
     """Eigenvalues of W^T W, ascending (float64), for a weight of shape (out, in); a convolution kernel
     (out, in, k1, k2, ...) contributes the singular values squared of each of its (out, in) slices, as in
     Martin & Mahoney (2021, sec. 4.1)."""
-    matrix = as_array(weight, "weight", ndim=(2, 3, 4, 5))
-    slices = matrix.reshape(matrix.shape[0], matrix.shape[1], -1)
-    singular = np.concatenate([np.linalg.svd(slices[:, :, i], compute_uv=False) for i in range(slices.shape[2])])
+    matrix = torch.as_tensor(as_array(weight, "weight", ndim=(2, 3, 4, 5)))
+    slices = matrix.reshape(matrix.shape[0], matrix.shape[1], -1).permute(2, 0, 1)
+    # torch's batched SVD (float64, so small singular values keep their relative accuracy) honours torch's
+    # thread setting, unlike numpy's, which oversubscribes a shared CPU badly.
+    singular = torch.linalg.svdvals(slices).reshape(-1).numpy()
     return np.sort(singular**2)
 
 
@@ -88,10 +90,10 @@ def power_law_fit(samples: Any, *, xmin: float | None = None) -> PowerLawFit:
         in_tail = rank >= 0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             model_cdf = 1.0 - (data[None, :] / data[first][:, None]) ** (1.0 - alpha)
-        # The empirical CDF jumps from rank/n to (rank+1)/n at each sample: the sup distance is attained at
-        # one side of a jump (the two-sided KS statistic).
-        gap = np.maximum(np.abs(model_cdf - rank / size), np.abs(model_cdf - (rank + 1) / size))
-        gap = np.where(in_tail, gap, 0.0)
+        # Empirical CDF taken as the fraction of the tail strictly below each sample, rank / n_tail: the
+        # convention of the reference CSN implementation (Alstott, Bullmore & Plenz 2014, ``powerlaw``) and of
+        # WeightWatcher, so the chosen xmin, and alpha, are the same as theirs.
+        gap = np.where(in_tail, np.abs(model_cdf - rank / size), 0.0)
         ok = np.isfinite(alphas[idx]) & (alphas[idx] > 1)
         distances[idx] = np.where(ok, gap.max(axis=1), np.inf)
     best = int(np.argmin(distances))
@@ -116,10 +118,11 @@ def esd_alpha(weight: Any) -> float:
     return power_law_fit(eigenvalues).alpha
 
 
-def layer_alphas(model: torch.nn.Module, *, min_eigenvalues: int = 8) -> dict[str, float]:
+def layer_alphas(model: torch.nn.Module, *, min_eigenvalues: int = 20) -> dict[str, float]:
     """``{parameter name: esd_alpha}`` for every weight of ``model`` with 2 or more dimensions (linear and
-    convolution layers) that has at least ``min_eigenvalues`` nonzero eigenvalues (smaller ESDs have no tail
-    worth fitting; WeightWatcher's ``min_evals`` default is also 8)."""
+    convolution layers) that has at least ``min_eigenvalues`` nonzero eigenvalues: a power-law tail fitted to
+    fewer points is mostly noise (CSN's MLE has standard error (alpha - 1) / sqrt(n_tail)); WeightWatcher too
+    stops using this estimator below 20 eigenvalues."""
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     min_eigenvalues = positive_int(min_eigenvalues, "min_eigenvalues", minimum=2)
