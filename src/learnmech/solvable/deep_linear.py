@@ -27,6 +27,7 @@ from scipy import integrate
 
 from .._checks import as_array, one_of, positive_float, positive_int
 from .._seed import rng as make_rng
+from ._linalg import single_threaded
 
 __all__ = [
     "mode_strength",
@@ -295,9 +296,7 @@ def simulate(
         return product
 
     # The matrices are tiny: intra-op threads only add synchronisation (20x slower on a loaded 2-core box).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_threaded():
         for step in range(num_steps + 1):
             loss = 0.5 * ((y_t - net(x_t)) ** 2).sum(dim=1).mean()
             if not torch.isfinite(loss):
@@ -313,8 +312,6 @@ def simulate(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    finally:
-        torch.set_num_threads(threads)
     return DeepLinearRun(
         times=record_steps * lr,
         strengths=np.asarray(strengths),

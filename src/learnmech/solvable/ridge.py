@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_array, positive_float, positive_int
+from ._linalg import matmul, solve_psd
 
 __all__ = [
     "marchenko_pastur_stieltjes",
@@ -120,7 +121,7 @@ def simulate_ridge_risk(
     # equations rather than an SVD-based lstsq: |n - d| >= 2 keeps them well conditioned, and they are ~30x
     # faster on a loaded machine.)
     if d <= n:
-        beta_hat = np.linalg.solve(X.T @ X / n + lam * np.eye(d), X.T @ y / n)
+        beta_hat = solve_psd(matmul(X.T, X) / n + lam * np.eye(d), X.T @ y / n)
     else:
-        beta_hat = X.T @ np.linalg.solve(X @ X.T / n + lam * np.eye(n), y / n)
+        beta_hat = X.T @ solve_psd(matmul(X, X.T) / n + lam * np.eye(n), y / n)
     return float(np.sum((beta_hat - beta) ** 2))
