@@ -48,7 +48,7 @@ class HessianOperator:
         self.params = trainable_parameters(model)
         loss = batch_loss(model, loss_fn, batch)
         if not torch.isfinite(loss):
-            raise ValueError(f"the loss on this batch is not finite ({float(loss)}); its Hessian is undefined")
+            raise ValueError(f"the loss on this batch is not finite ({float(loss.detach())}); its Hessian is undefined")
         self.loss = float(loss.detach())
         grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
         # Parameters whose gradient is constant (or absent) have zero rows in the Hessian: skip them in the
@@ -150,19 +150,16 @@ def _ritz(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _top_bounds(alphas: np.ndarray, betas: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k Ritz values (descending), their error bounds and Ritz vectors (in the Lanczos basis).
 
-    For a Ritz pair (theta, s) the residual is r = |beta_m s_m| and some eigenvalue lies within r of theta;
-    if theta is separated from the rest of the spectrum by ``gap`` the error is at most r^2 / gap (Kato-Temple;
-    Parlett 1980, thm 11.7.1). We take the gap to the nearest other Ritz value, as ARPACK-style codes do.
+    For a Ritz pair (theta, s) the residual ||H y - theta y|| equals r = |beta_m s_m|, and some eigenvalue of H
+    lies within r of theta (Parlett 1980, thm 4.5.1; the test ARPACK uses). The sharper r^2 / gap bound needs
+    the gap to the *true* rest of the spectrum, which Ritz values can overestimate while a close eigenvalue is
+    still unresolved (we saw it stop 2% short at rtol = 1e-2), so we do not use it: the error is usually far
+    below the bound.
     """
     theta, vectors = _ritz(alphas, betas)
     order = np.argsort(theta)[::-1]
     theta, vectors = theta[order], vectors[:, order]
-    residual = np.abs(betas[-1] * vectors[-1, :])
-    bounds = residual.copy()
-    if len(theta) > 1:
-        others = np.abs(theta[:, None] - theta[None, :]) + np.diag(np.full(len(theta), np.inf))
-        gap = others.min(axis=1)
-        bounds = np.minimum(residual, residual**2 / np.maximum(gap, np.finfo(float).tiny))
+    bounds = np.abs(betas[-1] * vectors[-1, :])
     return theta[:k], bounds[:k], vectors[:, :k]
 
 
@@ -192,8 +189,7 @@ def hessian_eigenvalues(
         raise ValueError(f"k must be <= the number of parameters ({operator.dim}), got {k}")
 
     def converged(alphas: np.ndarray, betas: np.ndarray) -> bool:
-        # At least k+1 steps so every wanted Ritz value has a neighbour to measure its gap against.
-        if len(alphas) < min(k + 1, operator.dim):
+        if len(alphas) < k:
             return False
         theta, bounds, _ = _top_bounds(alphas, betas, k)
         return bool(np.all(bounds <= rtol * np.abs(theta)))
