@@ -139,7 +139,7 @@ CLAIM = Claim(
     "up to Monte-Carlo error and an O(depth/width) finite-width correction",
     quick={"width": 128, "hidden_layers": 2, "members": 2000, "n_inputs": 8, "in_dim": 4, "activation": "relu",
            "W_std": 1.5, "b_std": 0.1, "null_draws": 400, "quantile": 0.99, "noise": 0.01},
-    full={"width": 256, "hidden_layers": 3, "members": 8000, "n_inputs": 16, "in_dim": 4, "activation": "relu",
+    full={"width": 256, "hidden_layers": 2, "members": 4000, "n_inputs": 16, "in_dim": 4, "activation": "relu",
           "W_std": 1.5, "b_std": 0.1, "null_draws": 1000, "quantile": 0.99, "noise": 0.01},
     run=run,
 )

@@ -108,7 +108,7 @@ CLAIM = Claim(
     reference="Jacot, Gabriel & Hongler (2018), Thm. 1; Hanin & Nica (2019), Thm. 1",
     statement="theory says the empirical NTK of a width-n MLP (NTK parameterization) converges to the analytic "
     "NTK with relative error ~ n^-1/2: the log-log slope of error vs width is -1/2",
-    quick={"widths": [64, 128, 256, 512, 1024], "seeds": 4, "hidden_layers": 2, "n_inputs": 8, "in_dim": 4,
+    quick={"widths": [64, 128, 256, 512, 1024], "seeds": 8, "hidden_layers": 2, "n_inputs": 8, "in_dim": 4,
            "activation": "relu", "W_std": 1.5, "b_std": 0.1, "confidence": 0.95},
     full={"widths": [64, 128, 256, 512, 1024, 2048, 4096], "seeds": 8, "hidden_layers": 3, "n_inputs": 16,
           "in_dim": 8, "activation": "relu", "W_std": 1.5, "b_std": 0.1, "confidence": 0.95},

@@ -155,7 +155,7 @@ CLAIM = Claim(
     "gradient-flow prediction of the analytic NTK, up to its O(n^-1/2) finite-width effects",
     quick={"width": 512, "hidden_layers": 2, "n_train": 16, "n_test": 8, "in_dim": 4, "activation": "relu",
            "W_std": 1.5, "b_std": 0.1, "lr_fraction": 0.05, "steps": 400, "points": 12},
-    full={"width": 2048, "hidden_layers": 2, "n_train": 32, "n_test": 16, "in_dim": 4, "activation": "relu",
-          "W_std": 1.5, "b_std": 0.1, "lr_fraction": 0.05, "steps": 1000, "points": 20},
+    full={"width": 1024, "hidden_layers": 2, "n_train": 24, "n_test": 12, "in_dim": 4, "activation": "relu",
+          "W_std": 1.5, "b_std": 0.1, "lr_fraction": 0.05, "steps": 500, "points": 16},
     run=run,
 )
