@@ -3,7 +3,7 @@
 Kernel (ridge) regression with n i.i.d. samples from a measure mu, kernel eigenvalues lam_i and target
 coefficients v_i in the kernel's eigenbasis (f = sum_i v_i phi_i, with E_mu[phi_i phi_j] = delta_ij), has test
 error predicted by one scalar, the effective regularization kappa (Simon et al. 2021, "The eigenlearning
-framework", eqs. 3-11; equivalently Bordelon, Canatar & Pehlevan 2020, eq. 6 and Canatar et al. 2021, eq. 4):
+framework", Sec. 3-4; equivalently Bordelon, Canatar & Pehlevan 2020 and Canatar, Bordelon & Pehlevan 2021):
 
     sum_i lam_i / (lam_i + kappa) + ridge / kappa = n                       (kappa)
     L_i = lam_i / (lam_i + kappa)                                           (learnability of mode i)
@@ -84,31 +84,44 @@ def _spectrum(eigenvalues: object) -> np.ndarray:
     return lam
 
 
-def effective_regularization(eigenvalues: object, n: float, ridge: float = 0.0) -> float:
-    """kappa > 0 solving sum_i lam_i/(lam_i + kappa) + ridge/kappa = n (Simon et al. 2021, eq. 3).
+def _multiplicity(multiplicity: object | None, shape: tuple[int, ...]) -> np.ndarray:
+    if multiplicity is None:
+        return np.ones(shape)
+    mult = as_array(multiplicity, "multiplicity", ndim=1)
+    if mult.shape != shape or np.any(mult <= 0):
+        raise ValueError(f"multiplicity must have shape {shape} like eigenvalues and be > 0, got {mult.shape}")
+    return mult
+
+
+def effective_regularization(
+    eigenvalues: object, n: float, ridge: float = 0.0, multiplicity: object | None = None
+) -> float:
+    """kappa > 0 solving sum_i m_i lam_i/(lam_i + kappa) + ridge/kappa = n (Simon et al. 2021).
 
     eigenvalues: ``(M,)`` >= 0. n: training-set size (> 0; real values allowed for smooth curves).
     ridge: >= 0, added to the Gram matrix. With ``ridge == 0`` a solution exists only if n is below the
     number of positive eigenvalues (the rank): at or above it ridgeless regression interpolates exactly and
-    kappa -> 0, which is a ValueError here.
+    kappa -> 0, which is a ValueError here. multiplicity: optional ``(M,)`` counts m_i of degenerate eigenvalues
+    (default 1 each), so spectra with billions of eigenvalues in a few degenerate blocks stay cheap.
     """
     lam = _spectrum(eigenvalues)
+    mult = _multiplicity(multiplicity, lam.shape)
     n = positive_float(n, "n")
     ridge = positive_float(ridge, "ridge", allow_zero=True)
-    rank = int(np.count_nonzero(lam > 0))
+    rank = float(np.sum(mult[lam > 0]))
     if ridge == 0 and n >= rank:
         raise ValueError(
-            f"n={n:g} must be below the spectrum's rank ({rank} positive eigenvalues) when ridge=0: "
+            f"n={n:g} must be below the spectrum's rank ({rank:g} positive eigenvalues) when ridge=0: "
             "ridgeless regression then interpolates (kappa -> 0); pass ridge > 0 or more eigenvalues"
         )
 
     def excess(log_kappa: float) -> float:
         # Decreasing in kappa; solved in log-space because kappa spans many decades across n.
         kappa = math.exp(log_kappa)
-        return float(np.sum(lam / (lam + kappa))) + ridge / kappa - n
+        return float(np.sum(mult * lam / (lam + kappa))) + ridge / kappa - n
 
-    # Since lam/(lam+kappa) <= lam/kappa, kappa <= (sum lam + ridge)/n: the root lies below this bound.
-    hi = math.log((float(lam.sum()) + ridge) / n) + 1.0
+    # Since lam/(lam+kappa) <= lam/kappa, kappa <= (sum m lam + ridge)/n: the root lies below this bound.
+    hi = math.log((float(np.sum(mult * lam)) + ridge) / n) + 1.0
     lo = hi - 2.0
     while excess(lo) <= 0:  # walk down until the sum exceeds n (guaranteed by rank > n or ridge > 0)
         lo -= 2.0 * (hi - lo)
@@ -119,14 +132,21 @@ def effective_regularization(eigenvalues: object, n: float, ridge: float = 0.0) 
 
 
 def eigenlearning(
-    eigenvalues: object, target_coeffs: object, n: float, ridge: float = 0.0, noise: float = 0.0
+    eigenvalues: object,
+    target_coeffs: object,
+    n: float,
+    ridge: float = 0.0,
+    noise: float = 0.0,
+    multiplicity: object | None = None,
 ) -> EigenlearningPrediction:
     """Eigenlearning estimate of kernel regression's test and train MSE with n samples.
 
     eigenvalues: ``(M,)`` operator eigenvalues lam_i >= 0 (any order). target_coeffs: ``(M,)`` coefficients v_i
     of the target in the same eigenbasis (only v_i^2 matters). n: number of training samples. ridge: >= 0,
     added to the raw Gram matrix. noise: variance of the label noise (target units squared).
-    Formulas: Simon et al. (2021), eqs. 3-11; Bordelon, Canatar & Pehlevan (2020), eq. 6.
+    multiplicity: optional ``(M,)`` sizes m_i of degenerate eigenvalue blocks; then target_coeffs[i]^2 is the
+    target's total power in block i and every sum over modes is weighted by m_i.
+    Formulas: Simon et al. (2021), Sec. 3-4; Bordelon, Canatar & Pehlevan (2020).
     """
     lam = _spectrum(eigenvalues)
     coeffs = as_array(target_coeffs, "target_coeffs", ndim=1)
@@ -134,14 +154,15 @@ def eigenlearning(
         raise ValueError(f"target_coeffs must have shape {lam.shape} like eigenvalues, got {coeffs.shape}")
     noise = positive_float(noise, "noise", allow_zero=True)
     ridge = positive_float(ridge, "ridge", allow_zero=True)
-    kappa = effective_regularization(lam, n, ridge)
+    mult = _multiplicity(multiplicity, lam.shape)
+    kappa = effective_regularization(lam, n, ridge, mult)
     n = float(n)
     learn = lam / (lam + kappa)
-    # E0 = n/(n - sum L^2): finite because sum L^2 < sum L <= n (Simon et al. 2021, eq. 9).
-    overfit = n / (n - float(np.sum(learn**2)))
+    # E0 = n/(n - sum L^2): finite because sum L^2 < sum L <= n (Simon et al. 2021).
+    overfit = n / (n - float(np.sum(mult * learn**2)))
     clean_part = float(np.sum((1.0 - learn) ** 2 * coeffs**2))
     test = overfit * (clean_part + noise)
-    # Training error = (ridge/(n kappa))^2 x test error (Simon et al. 2021, eq. 11; Canatar et al. 2021).
+    # Training error = (ridge/(n kappa))^2 x test error (Simon et al. 2021; Canatar et al. 2021).
     train = (ridge / (n * kappa)) ** 2 * test
     return EigenlearningPrediction(
         n=int(round(n)) if float(n).is_integer() else n,  # type: ignore[arg-type]
@@ -153,7 +174,7 @@ def eigenlearning(
         test_mse=test,
         clean_test_mse=test - noise,
         train_mse=train,
-        learnability_sum=float(learn.sum()),
+        learnability_sum=float(np.sum(mult * learn)),
     )
 
 
@@ -225,7 +246,7 @@ def learning_curve_exponent(spectrum_exponent: float, target_exponent: float) ->
     For lam_k ~ k^-a (a > 1) and target power v_k^2 ~ k^-b (b > 1): kappa ~ n^-a (the modes with lam_k > kappa
     number ~ n), the unlearned tail sum_{k > n} k^-b gives n^(1-b) and the partially learned head
     kappa^2 sum_{k < n} k^(2a-b) gives n^-2a, so beta = min(b - 1, 2a) (Bordelon, Canatar & Pehlevan 2020,
-    Sec. 5; Spigler, Geiger & Wyart 2020, eq. 5, with their alpha_t = d b, alpha_s = d a).
+    Sec. 5; Spigler, Geiger & Wyart 2020, with their alpha_t = d b, alpha_s = d a).
     """
     a = positive_float(spectrum_exponent, "spectrum_exponent")
     b = positive_float(target_exponent, "target_exponent")

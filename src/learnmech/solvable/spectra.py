@@ -100,6 +100,14 @@ class SphereSpectrum:
         """Trace not carried by degrees 0..K (>= 0 up to quadrature error)."""
         return max(self.trace - float(np.sum(self.multiplicities * self.degree_eigenvalues)), 0.0)
 
+    def grouped(self, degree_power: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-degree inputs for ``eigenlearning(..., multiplicity=...)``: ``(lam_k, sqrt(p_k), N(d, k))``, each
+        ``(K+1,)``, with p_k the target's total power in degree k. Cheap even when sum N(d, k) is astronomical."""
+        power = as_array(degree_power, "degree_power", ndim=1)
+        if power.shape != self.degree_eigenvalues.shape or np.any(power < 0):
+            raise ValueError(f"degree_power must be {self.degree_eigenvalues.shape} and >= 0, got {power.shape}")
+        return self.degree_eigenvalues, np.sqrt(power), self.multiplicities
+
     def expanded(self, degree_power: object | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Flat spectrum for :func:`eigenlearning`: each lam_k repeated N(d, k) times, ``(sum N,)``.
 
