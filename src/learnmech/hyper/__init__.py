@@ -2,13 +2,14 @@
 
 :func:`parametrize` puts a PyTorch model into SP, NTP, muP or mean-field parametrization (Yang & Hu 2021) and
 returns param groups with per-layer learning rates for stock torch optimizers; :func:`coord_check` is the
-coordinate check of Yang et al. (2022). The stability helpers measure the largest stable learning rate of real
-training by bisection (Lewkowycz et al. 2020), and the transfer helpers locate the optimal learning rate of a
-width x learning-rate sweep.
+coordinate check of Yang et al. (2022). :func:`lr_boundary` measures stability ceilings of real GD training
+(Lewkowycz et al. 2020) and :func:`lr_sweep` / :func:`optimum_drift` locate the optimal learning rate of a
+width x learning-rate sweep and its drift with width.
 """
 
+from .batched import gd_lr_grid
 from .coord import CoordCheck, coord_check, log_slope
-from .models import TinyTransformer, mlp
+from .models import SelfAttention, TinyTransformer, mlp
 from .parametrize import (
     OPTIMIZERS,
     SCHEMES,
@@ -20,10 +21,14 @@ from .parametrize import (
     vector_rule,
     weight_rule,
 )
-from .training import TrainRun, half_mse, synthetic_regression, train
+from .stability import Bracket, diverged, lr_boundary, spiked
+from .training import TrainRun, half_mse, single_threaded, synthetic_regression, train
+from .transfer import Drift, LRSweep, lr_sweep, optimal_log2_lr, optimum_drift
 
 __all__ = [
     "SCHEMES", "OPTIMIZERS", "Parametrization", "ParamRule", "parametrize", "parameter_rules", "weight_rule",
     "vector_rule", "attention_scale", "coord_check", "CoordCheck", "log_slope", "mlp", "TinyTransformer",
-    "TrainRun", "train", "half_mse", "synthetic_regression",
+    "SelfAttention", "TrainRun", "train", "half_mse", "synthetic_regression", "single_threaded", "gd_lr_grid",
+    "Bracket", "lr_boundary", "spiked", "diverged", "LRSweep", "Drift", "lr_sweep", "optimal_log2_lr",
+    "optimum_drift",
 ]

@@ -74,7 +74,8 @@ class ParamRule:
 
     name: the module's name (``"0"``, ``"blocks.0.fc1"``); tensor: ``"weight"`` or ``"bias"``; role: the layer's
     role; fan_in/fan_out: the layer's dimensions; init_std: std of the trainable tensor ``w`` (0 for biases);
-    multiplier: the constant in ``W = multiplier * w``; lr_mult: learning-rate factor per optimizer family.
+    multiplier: the constant in ``W = multiplier * w``; lr_mult: learning-rate factor per optimizer family;
+    param_name: the trainable tensor's name in ``model.named_parameters()``.
     """
 
     name: str
@@ -86,6 +87,7 @@ class ParamRule:
     multiplier: float
     lr_mult: dict[str, float]
     parameter: nn.Parameter = field(repr=False, compare=False)
+    param_name: str = ""  # the name in model.named_parameters(), e.g. "4.parametrizations.weight.original"
 
 
 @dataclass
@@ -121,6 +123,11 @@ class Parametrization:
         """An instance of ``optimizer_class`` (``torch.optim.SGD``, ``Adam`` or ``AdamW``) with per-layer lrs."""
         kind = _optimizer_kind(optimizer_class)
         return optimizer_class(self.param_groups(lr, kind), lr=lr, **kwargs)
+
+    def lr_multipliers(self, optimizer: str = "sgd") -> dict[str, float]:
+        """``{parameter name in model.named_parameters(): lr multiplier}`` for a hand-written update rule."""
+        kind = one_of(optimizer, "optimizer", OPTIMIZERS)
+        return {rule.param_name: rule.lr_mult[kind] for rule in self.rules}
 
     def table(self) -> list[dict[str, Any]]:
         """The rules as plain rows (for printing or a DataFrame)."""
@@ -304,8 +311,13 @@ def parametrize(
         if isinstance(module, SelfAttention):
             module.scale = attention_scale(scheme, module.d_head, m)
             scales[name] = module.scale
-    covered = {id(rule.parameter) for rule in rules}
-    missing = [name for name, p in model.named_parameters() if id(p) not in covered]
+    by_id = {id(rule.parameter): rule for rule in rules}
+    missing = []
+    for param_name, param in model.named_parameters():
+        if id(param) in by_id:
+            by_id[id(param)].param_name = param_name
+        else:
+            missing.append(param_name)
     if missing:  # e.g. a bare nn.Parameter on a supported module subclass: refuse rather than leave it in SP
         raise ValueError(f"cannot parametrize parameters {missing}: they belong to no recognised layer")
     result = Parametrization(scheme, base_width, width, m, rules, scales)

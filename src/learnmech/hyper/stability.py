@@ -1,0 +1,125 @@
+"""Stability ceilings of gradient descent, measured on real training by refining a learning-rate bracket.
+
+Theory (full-batch GD on MSE): near a minimum the loss is a quadratic with Hessian H; GD multiplies the error
+along H's top eigenvector by ``(1 - lr * lambda_max)`` per step, so the loss *initially grows* iff
+``lr > 2 / lambda_max`` (the classical bound; Lewkowycz et al. 2020, sec. 2). For wide networks the growth
+changes the curvature: in the "catapult" band ``2/lambda_0 < lr < lr_max`` the loss spikes, the sharpness drops
+below ``2/lr`` and training then converges; only above ``lr_max`` does it diverge. For the two-layer linear
+"uv" model in the NTK parametrization ``lr_max = 4 / lambda_0`` at large width (Lewkowycz et al. 2020, sec. 2);
+ReLU nets were found to catapult up to ``~12 / lambda_0`` (their sec. 3).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._checks import positive_float, positive_int
+from .batched import gd_lr_grid
+
+
+def spiked(losses: np.ndarray) -> bool:
+    """True if the loss curve ``(steps + 1,)`` ever rose above its initial value (or blew up, ``inf``): the
+    signature of ``lr > 2 / lambda_0``."""
+    losses = np.asarray(losses, dtype=float)
+    return bool(np.any(losses[1:] > losses[0]) or not np.all(np.isfinite(losses)))
+
+
+def diverged(losses: np.ndarray) -> bool:
+    """True if the loss curve blew up (``inf``) or ended no lower than it started (it never came back down)."""
+    losses = np.asarray(losses, dtype=float)
+    return bool(not np.all(np.isfinite(losses)) or not losses[-1] < losses[0])
+
+
+@dataclass
+class Bracket:
+    """A learning-rate interval ``[stable, unstable]`` around a stability boundary.
+
+    estimate: the geometric midpoint; log2_halfwidth: half the bracket's width in log2 units (the resolution);
+    runs: how many training runs it took.
+    """
+
+    stable: float
+    unstable: float
+    runs: int
+
+    @property
+    def estimate(self) -> float:
+        return math.sqrt(self.stable * self.unstable)
+
+    @property
+    def log2_halfwidth(self) -> float:
+        return 0.5 * math.log2(self.unstable / self.stable)
+
+
+def lr_boundary(
+    models: Sequence[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    unstable: Callable[[np.ndarray], bool],
+    lr_low: float,
+    lr_high: float,
+    *,
+    steps: int = 200,
+    points: int = 8,
+    rounds: int = 3,
+    lr_mult: Mapping[str, float] | None = None,
+    max_shifts: int = 6,
+) -> list[Bracket]:
+    """For each model, the learning rate where full-batch GD switches from stable to ``unstable(losses)``.
+
+    A batched bisection: each round trains ``points`` geometrically spaced lrs per model at once
+    (:func:`~learnmech.hyper.batched.gd_lr_grid`) and keeps the interval between the last stable and the first
+    unstable lr, so after ``rounds`` rounds the bracket is ``(lr_high/lr_low)^(1/(points-1)^rounds)`` wide. If a
+    model's starting range ``[lr_low, lr_high]`` has no switch it is shifted down/up by its own width (at most
+    ``max_shifts`` times, then ValueError). Instability is assumed monotone in lr, as theory has it for GD on MSE.
+    models: modules of one architecture (e.g. seeds), not modified; lr_mult: per-parameter lr multipliers.
+    """
+    lo, hi = positive_float(lr_low, "lr_low"), positive_float(lr_high, "lr_high")
+    if lo >= hi:
+        raise ValueError(f"lr_low must be < lr_high, got {lo} and {hi}")
+    points, rounds = positive_int(points, "points", minimum=3), positive_int(rounds, "rounds")
+    steps = positive_int(steps, "steps")
+    n = len(models)
+    low, high = np.full(n, lo), np.full(n, hi)
+    runs, settled, shifts = 0, np.zeros(n, dtype=bool), 0
+    while True:
+        grid = np.geomspace(low, high, points, axis=1)  # (M, points)
+        flags = _flags(models, x, y, grid, steps, lr_mult, unstable)
+        runs += grid.size
+        for i in range(n):
+            if settled[i]:
+                continue
+            if flags[i, 0]:  # even the smallest lr is unstable: look lower
+                low[i], high[i] = low[i] ** 2 / high[i], low[i]
+            elif not flags[i, -1]:  # even the largest is stable: look higher
+                low[i], high[i] = high[i], high[i] ** 2 / low[i]
+            else:
+                settled[i] = True
+        if settled.all():
+            break
+        shifts += 1
+        if shifts > max_shifts:
+            raise ValueError(f"no stability boundary found within {max_shifts} shifts of [{lo}, {hi}]")
+    for _ in range(rounds):
+        first = np.argmax(flags, axis=1)
+        low, high = grid[np.arange(n), first - 1], grid[np.arange(n), first]
+        if _ == rounds - 1:
+            break
+        grid = np.geomspace(low, high, points, axis=1)
+        flags = _flags(models, x, y, grid, steps, lr_mult, unstable)
+        flags[:, 0], flags[:, -1] = False, True  # endpoints are known from the previous round
+        runs += grid.size
+    return [Bracket(float(a), float(b), runs // n) for a, b in zip(low, high, strict=True)]
+
+
+def _flags(models, x, y, grid, steps, lr_mult, unstable) -> np.ndarray:
+    losses = gd_lr_grid(models, grid, x, y, steps, lr_mult=lr_mult)
+    flags = np.array([[unstable(run) for run in per_model] for per_model in losses])
+    # Monotone by assumption: everything above the first unstable lr counts as unstable.
+    return np.maximum.accumulate(flags, axis=1)
