@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import positive_float, positive_int
+from .._checks import as_array, positive_float, positive_int
 from .batched import gd_lr_grid
 
 
@@ -123,3 +123,31 @@ def _flags(models, x, y, grid, steps, lr_mult, unstable) -> np.ndarray:
     flags = np.array([[unstable(run) for run in per_model] for per_model in losses])
     # Monotone by assumption: everything above the first unstable lr counts as unstable.
     return np.maximum.accumulate(flags, axis=1)
+
+
+@dataclass
+class WidthExtrapolation:
+    """Least-squares fit ``value(n) = limit + coeff / sqrt(n)`` (the O(n^-1/2) finite-width correction of the
+    NTK regime, Lee et al. 2019, thm. 2.1). limit_se: the standard error of ``limit`` from the fit's residuals."""
+
+    limit: float
+    limit_se: float
+    coeff: float
+
+
+def extrapolate_width(widths: Sequence[float], values: Sequence[float]) -> WidthExtrapolation:
+    """Fit ``values ~ limit + coeff * widths^-1/2`` over repeated (width, value) points; needs >= 2 distinct
+    widths and >= 3 points (for a residual variance)."""
+    n = as_array(widths, "widths", ndim=1)
+    v = as_array(values, "values", ndim=1)
+    if len(n) != len(v):
+        raise ValueError(f"widths and values must have the same length, got {len(n)} and {len(v)}")
+    if len(np.unique(n)) < 2 or len(n) < 3:
+        raise ValueError("need at least 2 distinct widths and 3 points to extrapolate to infinite width")
+    design = np.column_stack([np.ones_like(n), n**-0.5])
+    coef, *_ = np.linalg.lstsq(design, v, rcond=None)
+    residual = v - design @ coef
+    dof = len(v) - 2
+    sigma2 = float(residual @ residual) / dof if dof > 0 else 0.0
+    cov = sigma2 * np.linalg.inv(design.T @ design)
+    return WidthExtrapolation(float(coef[0]), float(np.sqrt(cov[0, 0])), float(coef[1]))
