@@ -49,6 +49,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
                         progress=lambda done, _n, i=i, lr=lr: step(i * steps + done, len(lrs) * steps, f"lr={lr}"))
         if history.diverged_step is not None:
             raise Diverged(history.diverged_step, f"lr={lr}: non-finite loss at step {history.diverged_step}")
+        observer.measure_now(steps)  # the loop measures before each update; add the final parameters
         observed_steps, sharpness = observer.series("sharpness")
         ratio = sharpness * lr / 2.0  # sharpness in units of the stability threshold 2/lr
         late = ratio[observed_steps >= window_start]

@@ -148,17 +148,15 @@ def mlp(
     one_of(activation, "activation", ACTIVATIONS)
     layers: list[nn.Module] = []
     previous = in_dim
-    for width in widths:
-        layers += [nn.Linear(previous, width, bias=bias), ACTIVATIONS[activation]()]
-        previous = width
-    layers.append(nn.Linear(previous, out_dim, bias=bias))
-    model = nn.Sequential(*layers)
-    # fork_rng keeps the caller's global torch RNG untouched while init draws from a seeded stream.
+    # Building the layers draws their init from torch's global generator; fork_rng seeds a private stream for
+    # that and restores the caller's generator state afterwards.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        for layer in model:
-            if isinstance(layer, nn.Linear):
-                layer.reset_parameters()
+        for width in widths:
+            layers += [nn.Linear(previous, width, bias=bias), ACTIVATIONS[activation]()]
+            previous = width
+        layers.append(nn.Linear(previous, out_dim, bias=bias))
+    model = nn.Sequential(*layers)
     return model
 
 
