@@ -255,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 done, 2 bad arguments, 1 internal failure)."""
+    from .run.runner import BackendError
     from .run.store import StoreError
 
     try:
@@ -263,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except StoreError as exc:
+    except (StoreError, BackendError) as exc:  # an unusable --db, --backend or --address: the user's to fix
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help

@@ -16,15 +16,16 @@ from typing import Any
 
 from ..claims.base import jsonable
 
-_ENV = "LEARNMECH_CACHE_DB"
+#: The variable holding the cache file's path (empty or unset: no caching).
+CACHE_ENV = "LEARNMECH_CACHE_DB"
 
 
 def set_cache_path(path: str | os.PathLike[str] | None) -> None:
     """Enable caching into the SQLite file ``path`` (inherited by worker processes); ``None`` disables it."""
     if path is None:
-        os.environ.pop(_ENV, None)
+        os.environ.pop(CACHE_ENV, None)
     else:
-        os.environ[_ENV] = os.fspath(path)
+        os.environ[CACHE_ENV] = os.fspath(path)
 
 
 def key_hash(key: Any) -> str:
@@ -49,7 +50,7 @@ def cached(namespace: str, key: Any, compute: Callable[[], Any]) -> Any:
     namespace: e.g. the claim name; key: a dict identifying the sub-run (config + seed). The value goes through
     JSON, so numpy arrays come back as lists.
     """
-    path = os.environ.get(_ENV)
+    path = os.environ.get(CACHE_ENV)
     if not path:
         return compute()
     digest = key_hash(key)

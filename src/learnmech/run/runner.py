@@ -12,8 +12,10 @@ import itertools
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -26,10 +28,14 @@ from typing import Any
 
 from .. import __version__
 from ..claims import Claim, Diverged, get, progress, registry
-from .cache import set_cache_path
+from .cache import CACHE_ENV, set_cache_path
 from .store import Row, Store, config_hash
 
 BACKENDS = ("local", "ray")
+
+
+class BackendError(ValueError):
+    """The chosen backend cannot run: Ray missing, or no cluster at ``address`` (a usage error, exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -97,17 +103,27 @@ def execute(job: Job, backend: str = "local") -> Row:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Progress: a line per finished job (done/total, failures, ETA) and per-step lines from inside the claims.
+# Progress: done/total, failures and ETA. On a terminal it is one live bar redrawn in place (\r); finished runs
+# scroll above it. Anywhere else (CI logs, pipes, files) it is plain lines, one per finished run.
 
 
 class Progress:
-    """Prints progress to ``stream`` (stderr): one line per step event (rate-limited) and per finished job."""
+    """Prints progress to ``stream`` (stderr).
 
-    def __init__(self, total: int, stream: Any = None, quiet: bool = False) -> None:
+    live: redraw one status line in place with ``\r`` (default: when ``stream`` is a terminal). Otherwise one line
+    per finished job and rate-limited per-step lines, so logs stay readable.
+    """
+
+    def __init__(self, total: int, stream: Any = None, quiet: bool = False, live: bool | None = None) -> None:
         self.total, self.done, self.failed, self.quiet = total, 0, 0, quiet
         self.stream = stream if stream is not None else sys.stderr
+        if live is None:
+            isatty = getattr(self.stream, "isatty", None)
+            live = bool(isatty and isatty())
+        self.live = live
         self.t0 = time.perf_counter()
         self._last_step = 0.0
+        self._status = ""  # the latest step message, shown after the bar in live mode
         self._lock = threading.Lock()
 
     def _eta(self) -> str:
@@ -122,24 +138,61 @@ class Progress:
         bar = "#" * filled + "." * (width - filled)
         return f"[{bar}] {self.done}/{self.total} failed={self.failed} eta={self._eta()}"
 
+    def _redraw(self) -> None:
+        """Live mode: overwrite the current terminal line with the bar and the latest step message."""
+        line = f"{self.bar()}  {self._status}"
+        columns = shutil.get_terminal_size((120, 24)).columns
+        self.stream.write("\r\033[K" + line[: max(columns - 1, 20)])
+        self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        """A permanent line; in live mode it is printed above the bar, which is then redrawn."""
+        if self.live:
+            self.stream.write("\r\033[K" + text + "\n")
+            self._redraw()
+        else:
+            print(text, file=self.stream, flush=True)
+
     def job_done(self, row: Row) -> None:
         with self._lock:
             self.done += 1
             self.failed += row.status == "failed"
+            if self.quiet:
+                return
             outcome = row.verdict if row.status == "ok" else row.status.upper()
-            if not self.quiet:
-                print(f"{self.bar()}  {row.claim} seed={row.seed}: {outcome} ({row.duration_s:.1f}s)",
-                      file=self.stream, flush=True)
-                if row.status == "failed" and row.traceback:
-                    print("    " + row.traceback.strip().splitlines()[-1], file=self.stream, flush=True)
+            text = f"{row.claim} seed={row.seed}: {outcome} ({row.duration_s:.1f}s)"
+            if not self.live:
+                text = f"{self.bar()}  {text}"
+            if row.status == "failed" and row.traceback:
+                text += "\n    " + row.traceback.strip().splitlines()[-1]
+            self._status = ""
+            self._line(text)
 
     def step(self, claim: str, done: int, total: int, message: str) -> None:
-        now = time.perf_counter()
-        if self.quiet or (now - self._last_step < 0.5 and done < total):
+        if self.quiet:
             return
-        self._last_step = now
         with self._lock:
+            if self.live:  # cheap: a redraw of one line, still rate-limited for slow terminals
+                self._status = f"{claim}: step {done}/{total} {message}".rstrip()
+                now = time.perf_counter()
+                if now - self._last_step >= 0.1 or done >= total:
+                    self._last_step = now
+                    self._redraw()
+                return
+            now = time.perf_counter()
+            if now - self._last_step < 0.5 and done < total:
+                return
+            self._last_step = now
             print(f"    {claim}: step {done}/{total} {message}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """End the live line so what follows starts on a fresh line."""
+        if self.live and not self.quiet and self.total:
+            with self._lock:
+                self._status = ""
+                self._redraw()
+                self.stream.write("\n")
+                self.stream.flush()
 
 
 def _queue_sink(queue: Any) -> Callable[[str, int, int, str], None]:
@@ -166,16 +219,25 @@ def _run_local(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None],
                cache_path: str | None) -> None:
     if workers <= 1:
         # In-process: simplest, and what tests and debuggers want.
+        previous = os.environ.get(CACHE_ENV)
         set_cache_path(cache_path)
-        for job in jobs:
-            progress.set_sink(prog.step, job.claim)
-            try:
-                on_row(execute(job, "local"))
-            finally:
-                progress.set_sink(None)
+        try:
+            for job in jobs:
+                progress.set_sink(prog.step, job.claim)
+                try:
+                    on_row(execute(job, "local"))
+                finally:
+                    progress.set_sink(None)
+        finally:
+            set_cache_path(previous)  # leave the caller's process as it was
         return
     ctx = mp.get_context("spawn")  # fork after torch initialised its thread pools is unsafe
-    queue = ctx.Manager().Queue()
+    with ctx.Manager() as manager:  # the manager process ends with the pool, not with the interpreter
+        _run_pool(jobs, workers, on_row, prog, cache_path, ctx, manager.Queue())
+
+
+def _run_pool(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], prog: Progress,
+              cache_path: str | None, ctx: Any, queue: Any) -> None:
     stop = threading.Event()
 
     def pump() -> None:
@@ -212,19 +274,73 @@ def _failed_row(job: Job, tb: str, backend: str) -> Row:
                None, None, None, None, None, tb, now, now, 0.0, __version__, backend, socket.gethostname())
 
 
+#: Environment variables that decide which claims exist and where their code is; forwarded to Ray workers so a
+#: cluster started elsewhere (``ray start --head``, then ``--address auto``) sees the same plugin claims.
+FORWARDED_ENV = ("LEARNMECH_CLAIM_MODULES", "PYTHONPATH")
+
+
+def ray_runtime_env() -> dict[str, Any]:
+    """The Ray ``runtime_env`` for learnmech tasks: plugin-claim variables of the driver, and no sub-run cache.
+
+    The sub-run cache is an SQLite file on the driver's disk, which a remote node cannot reach, so Ray workers
+    compute every sub-run (an empty ``LEARNMECH_CACHE_DB`` disables it, see :mod:`learnmech.run.cache`).
+    """
+    env_vars = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    env_vars[CACHE_ENV] = ""
+    return {"env_vars": env_vars}
+
+
+def _ray_bootstrap_address(address: str) -> str | None:
+    """``host:port`` that ``address`` names: ``auto`` means $RAY_ADDRESS, else the cluster `ray start` recorded."""
+    if address != "auto":
+        return address.removeprefix("ray://")
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"].removeprefix("ray://")
+    recorded = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    return recorded.read_text().strip() or None if recorded.is_file() else None
+
+
+def check_ray_address(address: str, timeout: float = 3.0) -> None:
+    """Fail fast with :class:`BackendError` when no Ray cluster answers at ``address``.
+
+    Without this check ``ray.init`` retries an unreachable address for minutes before giving up.
+    """
+    target = _ray_bootstrap_address(address)
+    if not target:
+        raise BackendError(f"--address {address}: no running Ray cluster found (start one with `ray start --head`,"
+                           " or set RAY_ADDRESS)")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise BackendError(f"--address {address}: expected host:port (or auto), got {target!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise BackendError(f"--address {address}: no Ray cluster answers at {target} ({exc})") from None
+
+
 def _run_ray(jobs: Sequence[Job], address: str | None, on_row: Callable[[Row], None]) -> None:
     try:
         import ray
     except ImportError:
-        raise ValueError('--backend ray needs Ray: pip install -e ".[ray]"') from None
+        raise BackendError('--backend ray needs Ray: pip install -e ".[ray]"') from None
+    runtime_env = ray_runtime_env()
     started_here = not ray.is_initialized()
+    if started_here and address is not None:
+        check_ray_address(address)
     if started_here:
-        kwargs: dict[str, Any] = {"address": address, "log_to_driver": False, "include_dashboard": False}
+        kwargs: dict[str, Any] = {"address": address, "log_to_driver": False, "include_dashboard": False,
+                                  "runtime_env": runtime_env}
         if address is None:  # a fresh local instance sized to this machine
             kwargs["num_cpus"] = os.cpu_count()
-        ray.init(**kwargs)
+        try:
+            ray.init(**kwargs)
+        except ConnectionError as exc:  # e.g. --address auto with no cluster running
+            raise BackendError(f"--address {address}: cannot connect to a Ray cluster ({exc})") from None
+        remote = ray.remote(max_retries=3)(execute)
+    else:
+        # Someone (a notebook, a test) already connected; keep their job but still forward our variables per task.
+        remote = ray.remote(max_retries=3, runtime_env=runtime_env)(execute)
     # Retries cover a worker process that dies (OOM, node loss); the claim's own exceptions are caught in execute.
-    remote = ray.remote(max_retries=3)(execute)
     try:
         pending = {remote.remote(job, "ray"): job for job in jobs}
         while pending:
@@ -276,12 +392,15 @@ def run_jobs(
             summary.rows.append(row)
             prog.job_done(row)
 
-        if todo:
-            if backend == "ray":
-                _run_ray(todo, address, on_row)
-            else:
-                n = workers or min(os.cpu_count() or 1, len(todo))
-                _run_local(todo, n, on_row, prog, os.fspath(Path(db).resolve()))
+        try:
+            if todo:
+                if backend == "ray":
+                    _run_ray(todo, address, on_row)
+                else:
+                    n = workers or min(os.cpu_count() or 1, len(todo))
+                    _run_local(todo, n, on_row, prog, os.fspath(Path(db).resolve()))
+        finally:
+            prog.close()
     return summary
 
 
