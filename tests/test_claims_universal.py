@@ -279,3 +279,19 @@ def test_bad_inputs_are_value_errors() -> None:
         train("not a model", data, steps=1, lr=0.1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="config key"):
         get("grokking").config(quick=True, prime=7)
+
+
+def test_dataset_validates_its_fields() -> None:
+    x, y = torch.zeros(4, 2), torch.tensor([0, 1, 2, 0])
+    empty_x, empty_y = torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)
+    assert Dataset(x, y, empty_x, empty_y, 3).input_dim == 2
+    with pytest.raises(ValueError, match="y_train labels"):
+        Dataset(x, y, empty_x, empty_y, 2)  # label 2 out of range for 2 classes
+    with pytest.raises(ValueError, match="y_train"):
+        Dataset(x, y[:3], empty_x, empty_y, 3)
+    with pytest.raises(ValueError, match="x_train"):
+        Dataset(x.long(), y, empty_x, empty_y, 3)
+    with pytest.raises(ValueError, match="x_train must not be empty"):
+        Dataset(empty_x, empty_y, empty_x, empty_y, 3)
+    with pytest.raises(ValueError, match="x_test"):
+        Dataset(x, y, torch.zeros(0, 5), empty_y, 3)

@@ -56,9 +56,11 @@ def run(config: dict[str, Any], seed: int) -> Result:
 
     t_train = grok.first_step(grok.train_acc, THRESHOLD)
     t_test = grok.first_step(grok.test_acc, THRESHOLD)
-    # Steps are recorded every config["every"]; a crossing seen at step s happened in (s - every, s], so the
-    # ratio uses the recorded steps (a conservative lower bound would need t_train = s; we keep it simple).
-    delay_ratio = (t_test / max(t_train, 1)) if (t_test is not None and t_train is not None) else math.nan
+    # Accuracies are recorded every config["every"] steps, so a crossing recorded at step s happened in
+    # (s - every, s]: (t_test - every) / t_train is a lower bound on the true delay ratio (conservative).
+    delay_ratio = math.nan
+    if t_test is not None and t_train is not None:
+        delay_ratio = max(t_test - config["every"], 0) / max(t_train, 1)
     control_best = max(control.test_acc)
     failures = {
         "groks": t_test is None,  # (1) test accuracy reaches 95% within the budget

@@ -64,10 +64,10 @@ def run(config: dict[str, Any], seed: int) -> Result:
         raise ValueError(f"no layer has >= {min_eigenvalues} nonzero eigenvalues; lower min_eigenvalues or widen")
     steps = np.array(history.steps)
     mid = int(np.argmin(np.abs(steps - steps[-1] / 2)))  # the recorded step nearest to half of training
-    shapes = dict(model.named_parameters())
+    parameters = dict(model.named_parameters())
 
     alphas = {name: np.array([row[name] for row in history.extra]) for name in layers}
-    rmt = {name: _random_matrix_alphas(tuple(shapes[name].shape), config["rmt_samples"], seed + 1 + i)
+    rmt = {name: _random_matrix_alphas(tuple(parameters[name].shape), config["rmt_samples"], seed + 1 + i)
            for i, name in enumerate(layers)}
     rmt_cut = {name: float(np.percentile(rmt[name], RMT_PERCENTILE)) for name in layers}
     failed = []
@@ -92,7 +92,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
         Panel(f"ESD of {layers[-1]} (rank plot: a power-law tail is a straight line)", "rank",
               "eigenvalue of W^T W", [
                   Series("init", *_rank_plot(initial[layers[-1]])),
-                  Series("trained", *_rank_plot(shapes[layers[-1]])),
+                  Series("trained", *_rank_plot(parameters[layers[-1]])),
               ], xscale="log", yscale="log"),
         Panel("Training accuracy", "training step", "accuracy", [
             Series("train", history.steps, history.train_acc),

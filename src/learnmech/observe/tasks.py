@@ -61,6 +61,20 @@ class Dataset:
     y_test: torch.Tensor
     num_classes: int
 
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if not (isinstance(x, torch.Tensor) and x.ndim == 2 and x.is_floating_point()):
+                raise ValueError(f"x_{split} must be a 2-D floating-point tensor (n, d), got {getattr(x, 'shape', x)}")
+            if not (isinstance(y, torch.Tensor) and y.ndim == 1 and y.dtype == torch.int64 and len(y) == len(x)):
+                raise ValueError(f"y_{split} must be an int64 tensor of {len(x)} labels, got {getattr(y, 'shape', y)}")
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise ValueError(f"y_{split} labels must lie in [0, num_classes={self.num_classes})")
+        if len(self.y_train) == 0:
+            raise ValueError("x_train must not be empty")
+        if self.x_test.shape[1] != self.x_train.shape[1]:
+            raise ValueError(f"x_test must have {self.x_train.shape[1]} columns like x_train, got {self.x_test.shape}")
+
     @property
     def input_dim(self) -> int:
         return int(self.x_train.shape[1])
