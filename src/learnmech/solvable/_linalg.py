@@ -49,3 +49,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with single_threaded():
         return (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
                 @ torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))).numpy()
+
+
+def eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of a symmetric ``(n, n)`` matrix, float64, one thread."""
+    with single_threaded():
+        values, vectors = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float64)))
+    return values.numpy(), vectors.numpy()

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import optimize
 
 from .._checks import as_array, positive_float, positive_int
-from ._linalg import matmul, single_threaded, solve_psd
+from ._linalg import eigh, matmul, single_threaded, solve_psd
 
 __all__ = [
     "EigenlearningPrediction",
@@ -196,7 +196,7 @@ def kernel_eigensystem(gram: object, target: object) -> tuple[np.ndarray, np.nda
         raise ValueError(f"target must have shape ({M},) to match gram, got {f.shape}")
     if not np.allclose(K, K.T, rtol=1e-10, atol=1e-12 * float(np.abs(K).max() or 1.0)):
         raise ValueError("gram must be symmetric")
-    values, vectors = linalg.eigh(0.5 * (K + K.T) / M)
+    values, vectors = eigh(0.5 * (K + K.T) / M)
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     coeffs = vectors.T @ f / math.sqrt(M)  # <f, phi_i>_mu with phi_i = sqrt(M) u_i
