@@ -251,7 +251,7 @@ def simulate(
     which the theory is exact as lr -> 0) or "random" (small i.i.d. Gaussian weights of matching scale).
     input_dim/output_dim default to M + 2, hidden to M + 2, num_samples to 4 * input_dim (whitened exactly).
     The loss is (1/2) mean_mu ||y_mu - f(x_mu)||^2 so its gradient flow is Saxe's tau dW/dt = -dL/dW.
-    Raises :class:`learnmech.claims.Diverged`-compatible ``FloatingPointError`` if the loss becomes non-finite.
+    Raises ``FloatingPointError`` (with the failing ``.step``) if the loss becomes non-finite (lr too large).
     """
     s = as_array(singular_values, "singular_values", ndim=1)
     t_max = positive_float(t_max, "t_max")
@@ -300,7 +300,9 @@ def simulate(
         for step in range(num_steps + 1):
             loss = 0.5 * ((y_t - net(x_t)) ** 2).sum(dim=1).mean()
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became non-finite at step {step}")
+                error = FloatingPointError(f"loss became non-finite at step {step}")
+                error.step = step  # type: ignore[attr-defined] - read by claims to report Diverged(step)
+                raise error
             if next_record < record_steps.size and step == record_steps[next_record]:
                 with torch.no_grad():
                     W = end_to_end()
