@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from learnmech.claims import Claim, Diverged, Panel, Result, Series, step
+from learnmech.run.cache import cached
 
 
 def _coin(config: dict, seed: int) -> Result:
@@ -38,8 +39,34 @@ def _explode(config: dict, seed: int) -> Result:
     raise RuntimeError("boom in the experiment")
 
 
+def _subruns(config: dict, seed: int) -> Result:
+    """A claim made of `subruns` slow sub-runs, each kept in the sub-run cache; every computation (not cache hit)
+    appends a line to the file `log` so tests can count what was really recomputed after a kill."""
+
+    def compute(index: int) -> float:
+        time.sleep(config["sleep"])
+        if config["log"]:
+            with open(config["log"], "a") as log:
+                log.write(f"{seed} {index}\n")
+        return float(np.random.default_rng([seed, index]).normal())
+
+    values = []
+    for index in range(config["subruns"]):
+        values.append(cached("toy-subruns", {"seed": seed, "index": index, "sleep": config["sleep"]},
+                             lambda index=index: compute(index)))
+        step(index + 1, config["subruns"], "sub-run")
+    mean = float(np.mean(values))
+    return Result(0.0, mean, abs(mean), 4 / np.sqrt(len(values)), metrics={"values": values})
+
+
 COIN = Claim("toy-coin", "universal", "Gauss (1809)", "theory says the sample mean of N(0,1) is 0 +- 1/sqrt(n)",
              {"samples": 400, "mean": 0.0, "sleep": 0.0}, {"samples": 40000, "mean": 0.0, "sleep": 0.0}, _coin)
 EXPLODE = Claim("toy-explode", "universal", "Murphy (1949)", "theory says anything that can go wrong will",
                 {"mode": "diverge"}, {"mode": "fail"}, _explode)
-CLAIMS = [COIN, EXPLODE]
+# The quick config can be slowed down from the environment, so a test can SIGKILL `learnmech reproduce` mid-claim.
+_SUBRUNS_QUICK = {"subruns": int(os.environ.get("LEARNMECH_TOY_SUBRUNS", "4")),
+                  "sleep": float(os.environ.get("LEARNMECH_TOY_SLEEP", "0")),
+                  "log": os.environ.get("LEARNMECH_TOY_LOG", "")}
+SUBRUNS = Claim("toy-subruns", "universal", "Gauss (1809)", "theory says a mean of n N(0,1) is 0 +- 1/sqrt(n)",
+                _SUBRUNS_QUICK, {"subruns": 16, "sleep": 0.0, "log": ""}, _subruns)
+CLAIMS = [COIN, EXPLODE, SUBRUNS]
