@@ -35,6 +35,9 @@ __all__ = [
 ]
 
 PARAMETER_NAMES = ("E", "A", "B", "alpha", "beta")
+# relative decrease per iteration below which a start is done: the optimum then agrees to ~1e-7 in the
+# parameters with a 100x stricter setting, at ~20% less time (many grid starts drift slowly in flat directions)
+_FTOL = 1e-10
 _CAP = 700.0  # largest exponent kept: e^700 ~ 1e304 is still a finite float64
 
 
@@ -251,7 +254,8 @@ def fit_scaling_law(
         raise ValueError(f"starts must have shape (S, 5) (log A, log B, log E, alpha, beta), got {starts.shape}")
     log_n, log_d, log_loss = np.log(N), np.log(D), np.log(loss)
 
-    grid = minimize_batched(_objective(log_n, log_d, log_loss, None, huber_delta), starts, max_iter=max_iter)
+    grid = minimize_batched(_objective(log_n, log_d, log_loss, None, huber_delta), starts, max_iter=max_iter,
+                            ftol=_FTOL)
     best = int(np.nanargmin(np.where(np.isfinite(grid.fun), grid.fun, np.inf)))
     theta_best = grid.x[best]
     params = dict(zip(PARAMETER_NAMES, (float(v) for v in _to_params(theta_best)), strict=True))
@@ -270,7 +274,8 @@ def fit_scaling_law(
         k = warm.shape[0]
         weights = np.repeat(counts, k, axis=0)  # (n_bootstrap * k, n)
         x0 = np.tile(warm, (n_bootstrap, 1))
-        refit = minimize_batched(_objective(log_n, log_d, log_loss, weights, huber_delta), x0, max_iter=max_iter)
+        refit = minimize_batched(_objective(log_n, log_d, log_loss, weights, huber_delta), x0, max_iter=max_iter,
+                                 ftol=_FTOL)
         fun = np.where(np.isfinite(refit.fun), refit.fun, np.inf).reshape(n_bootstrap, k)
         choice = np.argmin(fun, axis=1)
         theta_boot = refit.x.reshape(n_bootstrap, k, 5)[np.arange(n_bootstrap), choice]
