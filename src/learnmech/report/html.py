@@ -151,12 +151,49 @@ def _sweep_section(claim: str, sweep_id: str, aggregates: list[dict[str, Any]]) 
         xs = [a["config"][key] for a in ordered]
         series = [Series("error (mean over seeds)", xs, [a["error_mean"] for a in ordered], "measurement",
                          yerr=[a["error_ci95"] for a in ordered])]
-        tol = ordered[0]["tolerance"]
-        hlines = [(tol, "tolerance")] if tol is not None else []
+        tolerances = [a["tolerance"] for a in ordered]
+        hlines = []
+        if len(set(tolerances)) == 1 and tolerances[0] is not None:
+            hlines = [(tolerances[0], "tolerance")]
+        elif all(t is not None for t in tolerances):  # the tolerance depends on the config (e.g. ~ n^-1/2)
+            series.append(Series("tolerance", xs, tolerances, "reference"))
         out.append(_img([Panel(f"{claim}: error vs {key}", key, "error", series, hlines=hlines)],
                         f"sweep figure for {claim}"))
     out.append("</section>")
     return "\n".join(out)
+
+
+def run_metadata(rows: list[Row]) -> dict[str, str]:
+    """What produced the stored rows: counts by kind and status, seeds, backends, hosts, versions, time span."""
+    if not rows:
+        return {"stored runs": "0"}
+
+    def tally(values: list[Any]) -> str:
+        counts: dict[str, int] = defaultdict(int)
+        for value in values:
+            counts[str(value)] += 1
+        return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+
+    seeds = sorted({row.seed for row in rows})
+    shown = ", ".join(map(str, seeds[:12])) + (f", … ({len(seeds)} seeds)" if len(seeds) > 12 else "")
+    return {
+        "stored runs": str(len(rows)),
+        "by kind": tally([row.kind for row in rows]),
+        "by status": tally([_outcome(row) for row in rows]),
+        "seeds": shown,
+        "backends": tally([row.backend for row in rows]),
+        "hosts": tally([row.host for row in rows]),
+        "learnmech versions": tally([row.version for row in rows]),
+        "first started": min(row.started_at for row in rows),
+        "last finished": max(row.finished_at for row in rows),
+        "compute time": f"{sum(row.duration_s for row in rows):.1f} s",
+    }
+
+
+def _metadata_section(rows: list[Row], environment: dict[str, str]) -> str:
+    items = list(run_metadata(rows).items()) + [(f"report host: {k}", v) for k, v in environment.items()]
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in items)
+    return f"<h2>Run metadata</h2><table id='metadata'>{cells}</table>"
 
 
 def write_report(db: str | os.PathLike[str], out_dir: str | os.PathLike[str],
@@ -208,6 +245,7 @@ def write_report(db: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         for a in aggregates:
             by_sweep[(a["claim"], a["sweep"])].append(a)
         parts.extend(_sweep_section(c, s, aggs) for (c, s), aggs in by_sweep.items())
+    parts.append(_metadata_section(rows, env))
     parts.append("</body></html>")
     path = out_dir / "report.html"
     tmp = path.with_suffix(".html.tmp")
