@@ -37,7 +37,8 @@ def gradient_noise_scale(model: torch.nn.Module, loss_fn: LossFn, batch: Any, *,
     With b = group size and B = n_groups * b, E|G_b|^2 = |G|^2 + tr(Sigma)/b and E|G_B|^2 = |G|^2 + tr(Sigma)/B,
     so the two-batch-size estimators of McCandlish et al. (2018, eqs. A.2-A.3) are unbiased for |G|^2 and
     tr(Sigma); here |G_b|^2 is averaged over the groups and G_B is the gradient of the whole (used) batch.
-    ``loss_fn`` must average over examples (reduction="mean").
+    ``loss_fn`` must average over examples (reduction="mean"). Near a minimum the |G|^2 estimate can come out
+    negative (the noise swamps the mean gradient): b_simple is then NaN rather than a meaningless number.
     """
     n_groups = positive_int(n_groups, "n_groups", minimum=2)
     params = trainable_parameters(model)

@@ -69,8 +69,8 @@ def cka(x: Any, y: Any) -> float:
 def ntk_drift(initial: Any, current: Any, inputs: Any = None) -> float:
     """Relative change ||K_t - K_0||_F / ||K_0||_F of the empirical NTK on the same inputs.
 
-    ``initial``/``current`` are either (n, n) kernel matrices or scalar-output ``torch.nn.Module``s (then
-    ``inputs`` (n, ...) is required and both kernels come from :func:`learnmech.kernels.empirical_ntk`).
+    ``initial``/``current`` are either (n, n) kernel matrices or ``torch.nn.Module``s (then ``inputs`` (n, ...)
+    is required and both kernels come from :func:`learnmech.kernels.empirical_ntk`, averaged over output logits).
     Dimensionless; ~width^-1/2 in the lazy regime (Lee et al. 2019, thm 2.1), O(1) when features are learned.
     """
     if isinstance(initial, torch.nn.Module) or isinstance(current, torch.nn.Module):
