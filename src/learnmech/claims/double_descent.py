@@ -60,7 +60,7 @@ def run(config: dict, seed: int) -> Result:
         curve = np.array([float(ridge_risk(1 / x, l_, signal, noise)) for x, l_ in zip(dense, dense_lam, strict=True)])
         figure_series.append(Series(f"theory, {label}", dense, curve, role="prediction"))
         figure_series.append(Series(f"measured, {label}", ratios, mean, role="measurement", yerr=sem))
-    figure = [Panel(title=f"Double descent of least squares (d = {d}, signal {signal:g}, noise {noise:g})",
+    figure = [Panel(title=f"Double descent (d = {d}, signal {signal:g}, noise {noise:g})",
                     xlabel="samples per dimension n/d", ylabel="excess test risk ||beta_hat - beta||^2",
                     series=figure_series, yscale="log", hlines=[(signal, "null predictor (beta_hat = 0)")])]
     return Result(

@@ -87,7 +87,7 @@ def run(config: dict, seed: int) -> Result:
             hlines=[(noise, "label noise variance")] if noise > 0 else [],
         ),
         Panel(
-            title="Learnability L_k = lam_k / (lam_k + kappa) of harmonic degree k",
+            title="Learnability L_k = lam_k / (lam_k + kappa) per degree",
             xlabel="training samples n", ylabel="learnability (dimensionless)", xscale="log",
             series=[Series(f"degree {k}", dense_n, [p.learnabilities[k] for p in dense],
                            role="prediction") for k in shown],

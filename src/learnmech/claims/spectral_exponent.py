@@ -64,8 +64,8 @@ def run(config: dict, seed: int) -> Result:
             title="Fitted exponent per seed vs prediction",
             xlabel="seed index", ylabel="learning-curve exponent beta (dimensionless)",
             series=[
-                Series("predicted beta", [0, len(seeds) - 1], [beta, beta], role="prediction",
-                       lower=[fitted - half_width] * 2, upper=[fitted + half_width] * 2),
+                Series("predicted beta", [0, len(seeds) - 1], [beta, beta], role="prediction"),
+                Series("mean fit, 95% CI", [(len(seeds) - 1) / 2], [fitted], role="measurement", yerr=[half_width]),
                 Series("fitted per seed", np.arange(len(seeds)), exponents, role="measurement"),
             ],
         ),
