@@ -17,6 +17,11 @@ Verdict, per tested layer, three criteria from the claim's sentence: (a) the tra
 below the 5th percentile of the random-matrix alphas (it is not a value a random matrix of that shape would
 give, which matters because CSN fits to MP spectra themselves scatter widely). error = the number of failed
 (layer, criterion) pairs, tolerance = 0.
+
+Caveat (what the fit sees): in this small setting the trained ESD differs from the init one mainly by about C
+(= num_classes) outlier eigenvalues, the learned low-rank signal, on top of an MP-like bulk; the CSN tail
+(n_tail ~ 50 of 256) spans those outliers and the bulk edge. In Martin & Mahoney's phase taxonomy that is nearer
+"bulk + spikes" than a heavy-tailed bulk; the single exponent alpha does not tell the two apart.
 """
 
 from __future__ import annotations
