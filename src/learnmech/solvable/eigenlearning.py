@@ -47,13 +47,14 @@ __all__ = [
 class EigenlearningPrediction:
     """The eigenlearning estimate for one training-set size n.
 
-    kappa: effective regularization (same units as the eigenvalues). learnabilities: ``(M,)`` L_i in [0, 1].
+    kappa: effective regularization (same units as the eigenvalues). learnabilities: ``(M,)`` L_i in [0, 1] (one
+    per eigenvalue entry, i.e. per degenerate block when ``multiplicity`` was given).
     overfitting_coefficient: E0 >= 1. test_mse: expected MSE against noisy test labels (target units squared).
     clean_test_mse: the same against the noiseless target (test_mse - noise). train_mse: expected training MSE.
     learnability_sum: sum_i L_i, which the conservation law fixes to ``n - ridge / kappa``.
     """
 
-    n: int
+    n: float
     ridge: float
     noise: float
     kappa: float
@@ -165,7 +166,7 @@ def eigenlearning(
     # Training error = (ridge/(n kappa))^2 x test error (Simon et al. 2021; Canatar et al. 2021).
     train = (ridge / (n * kappa)) ** 2 * test
     return EigenlearningPrediction(
-        n=int(round(n)) if float(n).is_integer() else n,  # type: ignore[arg-type]
+        n=n,
         ridge=ridge,
         noise=noise,
         kappa=kappa,
