@@ -3,7 +3,16 @@
 Curvature (sharpness, top-k eigenvalues, Hutchinson trace, SLQ spectral density) and gradient noise work on
 ``(model, loss_fn, batch)`` with ``batch = (inputs, targets)`` and ``loss_fn(model(inputs), targets)`` a scalar.
 Spectra of weights (``esd_alpha``), neural collapse, kernels and representations work on arrays or tensors.
-:class:`Observer` runs any of them every k steps of a training loop and keeps a tidy DataFrame.
+:class:`Observer` runs any of them every k steps of a training loop and keeps a tidy DataFrame::
+
+    from learnmech.observe import Observer, sharpness
+    sharpness(model, torch.nn.CrossEntropyLoss(), (x, y))          # top Hessian eigenvalue, one call
+
+    obs = Observer(model, every=50, measure=["loss", "sharpness", "esd_alpha"], loss_fn=loss_fn)
+    for x, y in loader:
+        loss = loss_fn(model(x), y); loss.backward(); optimizer.step(); optimizer.zero_grad()
+        obs.step(loss, (x, y))
+    obs.to_frame()                                                  # step, metric, layer, value, error
 """
 
 from .collapse import NeuralCollapse, neural_collapse

@@ -119,12 +119,16 @@ def lanczos(
         basis[j] = q
         w = matvec(q)
         alpha = float(w @ q)
-        # Three-term recurrence, then full reorthogonalization against all previous vectors (done twice:
-        # "twice is enough", Parlett 1980) so that HVP round-off in float32 does not create ghost copies.
+        # Three-term recurrence, then full reorthogonalization against all previous vectors so that HVP round-off
+        # in float32 does not create ghost copies; a second pass only when the first cancelled most of w
+        # (the DGKS criterion, Daniel, Gragg, Kaufman & Stewart 1976: "twice is enough").
         w = w - alpha * q - (betas[-1] * basis[j - 1] if j > 0 else 0.0)
-        for _ in range(2):
-            w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+        before = float(torch.linalg.vector_norm(w))
+        w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
         beta = float(torch.linalg.vector_norm(w))
+        if beta < before / np.sqrt(2.0):
+            w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+            beta = float(torch.linalg.vector_norm(w))
         alphas.append(alpha)
         betas.append(beta)
         scale = max(abs(a) for a in alphas) + max(betas)
