@@ -73,6 +73,7 @@ def minimize_batched(
     gtol: float = 1e-9,
     ftol: float = 1e-12,
     max_backtracks: int = 40,
+    chunk: int = 256,
 ) -> BatchedMinimum:
     """Minimise B independent smooth objectives with L-BFGS in lock-step.
 
@@ -81,12 +82,31 @@ def minimize_batched(
     decreases by less than ``ftol * max(|f|, 1e-300)`` in one iteration (relative, because scaling-law objectives
     are ~1e-3 in absolute size), or after ``max_iter`` iterations. Line search: backtracking with the Armijo
     condition; curvature pairs with non-positive s'y are skipped so the inverse Hessian stays positive definite.
+    chunk: problems per objective call; the objective's temporaries (chunk x points) then stay in the CPU cache,
+    which is several times faster than one call over the whole batch.
     """
     x = as_array(x0, "x0", ndim=2).copy()
     # far-off line-search trials may overflow; such trials are rejected (non-finite f) or give a non-descent
     # direction that is replaced by steepest descent, so the warnings carry no information
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _minimize(fun_and_grad, x, max_iter, history, gtol, ftol, max_backtracks)
+        return _minimize(_in_chunks(fun_and_grad, positive_int(chunk, "chunk")), x, max_iter, history, gtol, ftol,
+                         max_backtracks)
+
+
+def _in_chunks(fun_and_grad: Objective, chunk: int) -> Objective:
+    """The objective evaluated ``chunk`` problems at a time (same values, better memory locality)."""
+
+    def evaluate(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if rows.size <= chunk:
+            value, grad = fun_and_grad(x, rows)
+            return np.asarray(value, dtype=float), np.asarray(grad, dtype=float)
+        values, grads = np.empty(rows.size), np.empty(x.shape)
+        for start in range(0, rows.size, chunk):
+            part = slice(start, start + chunk)
+            values[part], grads[part] = fun_and_grad(x[part], rows[part])
+        return values, grads
+
+    return evaluate
 
 
 def _minimize(fun_and_grad: Objective, x: np.ndarray, max_iter: int, history: int, gtol: float, ftol: float,
