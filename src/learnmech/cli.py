@@ -10,6 +10,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 import traceback
@@ -97,6 +98,11 @@ def _parse_grid(items: Sequence[str], claim_name: str, quick: bool) -> dict[str,
             grid[key] = [_parse_value(v.strip(), base[key]) for v in values.split(",") if v.strip()]
         except ValueError as exc:
             raise UsageError(f"--grid {key}: {exc}") from None
+        bad = [v for v in grid[key] if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise UsageError(f"--grid {key}: expected finite numbers, got {bad[0]}")
+        if not grid[key]:
+            raise UsageError(f"--grid {item!r}: expected at least one value")
     return grid
 
 
@@ -135,9 +141,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .run import reproduce
 
     names = _claim_names(args.claims)
+    options = _run_options(args)  # every argument is checked before anything is created on disk
     out = _writable_dir(args.out, "--out")
     db = _db_path(args)
-    summary = reproduce(names, quick=args.quick, seed=args.seed, db=db, **_run_options(args))
+    summary = reproduce(names, quick=args.quick, seed=args.seed, db=db, **options)
     _print_summary(summary, _environment_and_report(db, str(out)))
     return 0
 
@@ -149,9 +156,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise UsageError(f"--seeds: expected an integer >= 1, got {args.seeds}")
     grid = _parse_grid(args.grid, args.claim, not args.full)
+    if not grid:
+        raise UsageError("--grid: expected at least one KEY=V1,V2,... (a sweep varies some config key)")
+    options = _run_options(args)
     out = _writable_dir(args.out, "--out")
     db = _db_path(args)
-    summary = sweep(args.claim, grid, args.seeds, quick=not args.full, db=db, **_run_options(args))
+    summary = sweep(args.claim, grid, args.seeds, quick=not args.full, db=db, **options)
     _print_summary(summary, _environment_and_report(db, str(out)))
     return 0
 

@@ -139,6 +139,14 @@ class Store:
                     f"--db {self.path}: an SQLite database that learnmech did not create (tables: "
                     f"{', '.join(sorted(tables))}); refusing to write into it"
                 )
+            # A damaged page deep in the file passes the schema read above and would only blow up mid-run; an
+            # integrity scan (linear in the file, milliseconds for a results database) refuses it up front.
+            problems = [r[0] for r in self._conn.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                self._conn.close()
+                summary = " ".join("; ".join(problems).split())[:300]  # one line: SQLite's report has newlines
+                raise StoreError(f"--db {self.path}: the database file is corrupted ({summary});"
+                                 " refusing to write into it (restore it or choose another --db)")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self.transaction():
