@@ -9,6 +9,7 @@
 """
 
 from .data import drop_highest, find_data_file, load_chinchilla
+from .experiment import PowerLawTask, make_task, train_random_feature_mlp
 from .fit import (
     PARAMETER_NAMES,
     ComputeOptimal,
@@ -36,6 +37,9 @@ __all__ = [
     "MODELS",
     "BrokenPowerLawFit",
     "PowerLawFit",
+    "PowerLawTask",
+    "make_task",
+    "train_random_feature_mlp",
     "compare_power_laws",
     "fit_broken_power_law",
     "fit_power_law",
