@@ -52,16 +52,17 @@ def batch_loss(model: torch.nn.Module, loss_fn: LossFn, batch: Any) -> torch.Ten
 
 
 def flat_to_params(vector: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Split a flat vector into tensors shaped (and typed) like ``params``."""
+    """Split a flat vector into tensors shaped (and typed, and placed) like ``params``."""
     out, start = [], 0
     for p in params:
-        out.append(vector[start : start + p.numel()].view_as(p).to(p.dtype))
+        out.append(vector[start : start + p.numel()].view_as(p).to(device=p.device, dtype=p.dtype))
         start += p.numel()
     return out
 
 
 def params_to_flat(tensors: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Concatenate ``tensors`` (``None`` = zeros like the matching parameter) into one float64 vector."""
+    """Concatenate ``tensors`` (``None`` = zeros like the matching parameter) into one float64 vector, on the
+    parameters' device."""
     return torch.cat(
         [
             (torch.zeros_like(p) if t is None else t).reshape(-1).to(torch.float64)

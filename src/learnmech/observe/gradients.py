@@ -47,7 +47,7 @@ def gradient_noise_scale(model: torch.nn.Module, loss_fn: LossFn, batch: Any, *,
     if group < 1:
         raise ValueError(f"batch must hold at least n_groups={n_groups} examples, got {inputs.shape[0]}")
     small_sq = 0.0
-    total = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64)
+    total = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64, device=params[0].device)
     for g in range(n_groups):
         part = (inputs[g * group : (g + 1) * group], targets[g * group : (g + 1) * group])
         grads = torch.autograd.grad(batch_loss(model, loss_fn, part), params, allow_unused=True)

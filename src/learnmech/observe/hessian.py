@@ -56,13 +56,14 @@ class HessianOperator:
         self._grads = [g for g in grads if g is not None and g.requires_grad]
         self._grad_index = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
         self.dim = int(sum(p.numel() for p in self.params))
+        self.device = self.params[0].device  # Lanczos vectors live next to the parameters (CPU or GPU)
         self.n_hvp = 0
 
     def matvec(self, vector: torch.Tensor) -> torch.Tensor:
         """H @ vector for a flat vector of shape (dim,); returns float64 of shape (dim,)."""
         self.n_hvp += 1
         if not self._grads:
-            return torch.zeros(self.dim, dtype=torch.float64)
+            return torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         pieces = flat_to_params(vector.detach(), self.params)
         hvp = torch.autograd.grad(
             self._grads,
@@ -91,8 +92,9 @@ class HessianEigen:
     eigenvectors: np.ndarray | None = None
 
 
-def _random_start(dim: int, seed: int) -> torch.Tensor:
-    return torch.randn(dim, generator=torch_generator(seed), dtype=torch.float64)
+def _random_start(dim: int, seed: int, device: torch.device | None = None) -> torch.Tensor:
+    """A standard Gaussian vector (dim,), float64, drawn on the CPU (so the seed means the same everywhere)."""
+    return torch.randn(dim, generator=torch_generator(seed), dtype=torch.float64).to(device)
 
 
 def lanczos(
@@ -111,7 +113,7 @@ def lanczos(
     dim = start.numel()
     steps = min(int(max_steps), dim)
     # Rows are filled as they are reached; ``empty`` avoids paying to zero a (max_steps, dim) block upfront.
-    basis = torch.empty(steps, dim, dtype=torch.float64)
+    basis = torch.empty(steps, dim, dtype=torch.float64, device=start.device)
     q = start.to(torch.float64) / torch.linalg.vector_norm(start)
     alphas: list[float] = []
     betas: list[float] = []
@@ -201,11 +203,12 @@ def hessian_eigenvalues(
         theta, bounds, _ = _top_bounds(alphas, betas, k)
         return bool(np.all(bounds <= rtol * np.abs(theta)))
 
-    alphas, betas, basis = lanczos(operator.matvec, _random_start(operator.dim, seed), max_iter, converged)
+    start = _random_start(operator.dim, seed, operator.device)
+    alphas, betas, basis = lanczos(operator.matvec, start, max_iter, converged)
     theta, bounds, ritz_vectors = _top_bounds(alphas, betas, k)
     vectors = None
     if return_vectors:
-        vectors = (torch.as_tensor(ritz_vectors.T) @ basis).numpy()
+        vectors = (torch.as_tensor(ritz_vectors.T, device=basis.device) @ basis).cpu().numpy()
     return HessianEigen(
         eigenvalues=theta,
         error_bounds=bounds,
@@ -253,7 +256,7 @@ def power_iteration(
     rtol = positive_float(rtol, "rtol")
     max_iter = positive_int(max_iter, "max_iter")
     operator = HessianOperator(model, loss_fn, batch)
-    v = _random_start(operator.dim, seed)
+    v = _random_start(operator.dim, seed, operator.device)
     v = v / torch.linalg.vector_norm(v)
     eigenvalue = None
     for _ in range(max_iter):
@@ -291,7 +294,7 @@ def hessian_trace(
     gen = torch_generator(seed)
     quads = []
     for _ in range(n_samples):
-        v = torch.randint(0, 2, (operator.dim,), generator=gen).to(torch.float64) * 2 - 1
+        v = (torch.randint(0, 2, (operator.dim,), generator=gen).to(torch.float64) * 2 - 1).to(operator.device)
         quads.append(float(operator.matvec(v) @ v))
     values = np.asarray(quads)
     stderr = float(values.std(ddof=1) / np.sqrt(n_samples)) if n_samples > 1 else float("nan")
@@ -351,7 +354,8 @@ def hessian_spectrum(
     nodes = np.zeros((n_probes, steps))
     weights = np.zeros((n_probes, steps))
     for probe in range(n_probes):
-        alphas, betas, _ = lanczos(operator.matvec, _random_start(operator.dim, seed + probe), steps)
+        start = _random_start(operator.dim, seed + probe, operator.device)
+        alphas, betas, _ = lanczos(operator.matvec, start, steps)
         theta, vectors = _ritz(alphas, betas)
         m = len(theta)  # fewer than ``steps`` if Lanczos found an invariant subspace: pad with zero weight
         nodes[probe, :m], weights[probe, :m] = theta, vectors[0, :] ** 2
