@@ -110,6 +110,19 @@ def test_lanczos_uses_fewer_hvps_than_power_iteration(problem):
     assert ours.n_hvp < power_hvps
 
 
+def test_list_of_batches_gives_the_hessian_of_the_mean_loss_over_all_examples(problem):
+    model, loss_fn, (x, y), exact = problem
+    # Uneven parts: the mean-reduced losses must be weighted by their sizes to give the whole-set Hessian.
+    parts = [(x[:7], y[:7]), (x[7:25], y[7:25]), (x[25:], y[25:])]
+    whole, split = HessianOperator(model, loss_fn, (x, y)), HessianOperator(model, loss_fn, parts)
+    assert split.loss == pytest.approx(whole.loss, rel=1e-6)
+    vector = torch.randn(whole.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(split.matvec(vector).numpy(), whole.matvec(vector).numpy(), rtol=1e-5, atol=1e-6)
+    assert sharpness(model, loss_fn, parts, rtol=1e-4) == pytest.approx(exact[0], rel=1e-4)
+    with pytest.raises(ValueError, match=r"batch\[1\] must not be empty"):
+        HessianOperator(model, loss_fn, [(x, y), (x[:0], y[:0])])
+
+
 def test_hutchinson_trace_is_unbiased_within_its_error(problem):
     model, loss_fn, batch, exact = problem
     estimate = hessian_trace(model, loss_fn, batch, n_samples=60, seed=0)

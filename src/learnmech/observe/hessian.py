@@ -4,9 +4,10 @@ Everything here only ever touches the Hessian through Hessian-vector products (H
 pass builds the gradient with its graph (``create_graph=True``), and each HVP is then one extra backward pass
 through it (Pearlmutter 1994; the double-backward trick). Every result reports how many HVPs it used.
 
-Convention: ``batch = (inputs, targets)``, ``loss_fn(model(inputs), targets)`` is a scalar (e.g.
-``torch.nn.MSELoss()``); the Hessian is with respect to all parameters with ``requires_grad``, at their
-current values. The model's mode (train/eval) is left as it is: dropout makes the "Hessian" random.
+Convention: ``batch = (inputs, targets)`` (or a list of such pairs: the Hessian of the mean loss over all of
+them), ``loss_fn(model(inputs), targets)`` is a scalar (e.g. ``torch.nn.MSELoss()``); the Hessian is with respect
+to all parameters with ``requires_grad``, at their current values. The model's mode (train/eval) is left as it
+is: dropout makes the "Hessian" random.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from .._checks import positive_float, positive_int
 from .._seed import torch_generator
-from ._torch import LossFn, batch_loss, flat_to_params, params_to_flat, trainable_parameters
+from ._torch import LossFn, batch_loss, check_batch, flat_to_params, params_to_flat, trainable_parameters
 
 __all__ = [
     "HessianOperator",
@@ -40,39 +41,67 @@ class HessianOperator:
     """The Hessian of ``loss_fn(model(inputs), targets)`` at the current parameters, as a linear operator on
     flat float64 vectors of length ``dim`` (the number of trainable parameters). Counts its HVPs in ``n_hvp``.
 
-    Building it costs one forward and one backward pass (``loss`` keeps the value, in the loss's units).
-    Raises ValueError for an empty batch, a model without parameters, or a non-scalar or non-finite loss.
+    ``batch`` is one ``(inputs, targets)`` pair: building the operator costs one forward and backward pass and
+    keeps the gradient's graph, so each HVP is one more backward pass. Or ``batch`` is a list of such pairs (a
+    data set too big for one graph): the Hessian of the example-weighted mean loss over all of them, each HVP
+    then redoing a forward and double backward per pair and keeping no graph (PyHessian's data-loader mode).
+    ``loss`` is the (mean) loss, in the loss's units. Raises ValueError for an empty batch, a model without
+    parameters, or a non-scalar or non-finite loss.
     """
 
     def __init__(self, model: torch.nn.Module, loss_fn: LossFn, batch: Any) -> None:
         self.params = trainable_parameters(model)
-        loss = batch_loss(model, loss_fn, batch)
-        if not torch.isfinite(loss):
-            raise ValueError(f"the loss on this batch is not finite ({float(loss.detach())}); its Hessian is undefined")
-        self.loss = float(loss.detach())
-        grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
-        # Parameters whose gradient is constant (or absent) have zero rows in the Hessian: skip them in the
-        # double backward, they only contribute zeros.
-        self._grads = [g for g in grads if g is not None and g.requires_grad]
-        self._grad_index = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
         self.dim = int(sum(p.numel() for p in self.params))
         self.device = self.params[0].device  # Lanczos vectors live next to the parameters (CPU or GPU)
         self.n_hvp = 0
+        self._model, self._loss_fn = model, loss_fn
+        several = isinstance(batch, (list, tuple)) and len(batch) > 0 and isinstance(batch[0], (list, tuple))
+        if several:
+            self._batches = [check_batch(b, f"batch[{i}]") for i, b in enumerate(batch)]
+            sizes = [inputs.shape[0] for inputs, _ in self._batches]
+            self._weights = [size / sum(sizes) for size in sizes]
+            with torch.no_grad():
+                losses = [self._finite_loss(b, f"batch[{i}]") for i, b in enumerate(self._batches)]
+            self.loss = float(sum(w * float(loss) for w, loss in zip(self._weights, losses, strict=True)))
+        else:
+            self._batches = None
+            loss = self._finite_loss(batch, "batch")
+            self.loss = float(loss.detach())
+            self._grads, self._grad_index = self._differentiable_gradient(loss)
+
+    def _finite_loss(self, batch: Any, name: str) -> torch.Tensor:
+        loss = batch_loss(self._model, self._loss_fn, batch)
+        if not torch.isfinite(loss):
+            value = float(loss.detach())
+            raise ValueError(f"the loss on this {name} is not finite ({value}); its Hessian is undefined")
+        return loss
+
+    def _differentiable_gradient(self, loss: torch.Tensor) -> tuple[list[torch.Tensor], list[int]]:
+        grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
+        # Parameters whose gradient is constant (or absent) have zero rows in the Hessian: skip them in the
+        # double backward, they only contribute zeros.
+        index = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+        return [grads[i] for i in index], index
+
+    def _hvp(self, grads: list[torch.Tensor], index: list[int], vector: torch.Tensor, keep: bool) -> torch.Tensor:
+        if not grads:
+            return torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        pieces = flat_to_params(vector.detach(), self.params)
+        hvp = torch.autograd.grad(
+            grads, self.params, grad_outputs=[pieces[i] for i in index], retain_graph=keep, allow_unused=True
+        )
+        return params_to_flat(hvp, self.params)
 
     def matvec(self, vector: torch.Tensor) -> torch.Tensor:
         """H @ vector for a flat vector of shape (dim,); returns float64 of shape (dim,)."""
         self.n_hvp += 1
-        if not self._grads:
-            return torch.zeros(self.dim, dtype=torch.float64, device=self.device)
-        pieces = flat_to_params(vector.detach(), self.params)
-        hvp = torch.autograd.grad(
-            self._grads,
-            self.params,
-            grad_outputs=[pieces[i] for i in self._grad_index],
-            retain_graph=True,
-            allow_unused=True,
-        )
-        return params_to_flat(hvp, self.params)
+        if self._batches is None:
+            return self._hvp(self._grads, self._grad_index, vector, keep=True)
+        total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        for weight, part in zip(self._weights, self._batches, strict=True):
+            grads, index = self._differentiable_gradient(batch_loss(self._model, self._loss_fn, part))
+            total += weight * self._hvp(grads, index, vector, keep=False)
+        return total
 
     __matmul__ = matvec
 
