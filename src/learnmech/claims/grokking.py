@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from learnmech.claims import Claim, Diverged, Panel, Result, Series, step
+from learnmech.observe import weight_norms
 from learnmech.observe.tasks import TrainHistory, mlp, modular_addition, train
 
 THRESHOLD = 0.95  # "reaches >95%" (issue statement)
@@ -32,8 +33,7 @@ MIN_DELAY_RATIO = 10.0  # "long after" = at least one decade in steps
 
 def _parameter_norm(_step: int, model: torch.nn.Module) -> float:
     """Euclidean norm of all parameters: the quantity weight decay shrinks (Liu et al. 2023)."""
-    with torch.no_grad():
-        return float(torch.sqrt(sum((p**2).sum() for p in model.parameters())))
+    return math.sqrt(sum(norm**2 for norm in weight_norms(model).values()))
 
 
 def _run_once(config: dict[str, Any], seed: int, weight_decay: float, label: str, offset: int) -> TrainHistory:

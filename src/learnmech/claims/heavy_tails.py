@@ -32,7 +32,7 @@ import numpy as np
 
 from learnmech._seed import rng
 from learnmech.claims import Claim, Diverged, Panel, Result, Series, step
-from learnmech.observe import esd_alpha, layer_alphas, spectral_density
+from learnmech.observe import esd_alpha, layer_alphas, snapshot, spectral_density
 from learnmech.observe.tasks import gaussian_clusters, mlp, train
 
 ALPHA_RANGE = (2.0, 6.0)  # Martin & Mahoney (2021): well-trained layers
@@ -57,7 +57,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
                              seed=seed)
     model = mlp(data.input_dim, config["hidden"], data.num_classes, "relu", seed=seed)
     min_eigenvalues = config["min_eigenvalues"]
-    initial = {name: param.detach().clone() for name, param in model.named_parameters()}
+    initial = snapshot(model)  # init weights, for the ESD panel
     history = train(model, data, steps=config["steps"], lr=config["lr"], optimizer="sgd", loss="cross_entropy",
                     batch_size=config["batch_size"], every=config["every"], seed=seed,
                     callback=lambda _step, net: layer_alphas(net, min_eigenvalues=min_eigenvalues),
