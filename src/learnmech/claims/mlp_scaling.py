@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from learnmech.claims import Claim, Panel, Result, Series, step
-from learnmech.laws import default_start_grid, fit_scaling_law
+from learnmech.laws import default_start_grid, fit_scaling_law, scaling_law
 from learnmech.laws.experiment import make_task, train_random_feature_mlp
 from learnmech.run.cache import cached
 
@@ -70,8 +70,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
 
     predicted = np.log(fit.predict(N, D))
     boot = fit.bootstrap  # (B, 5) in E, A, B, alpha, beta order
-    boot_pred = np.log(boot[:, 0, None] + boot[:, 1, None] / N[held_out] ** boot[:, 3, None]
-                       + boot[:, 2, None] / D[held_out] ** boot[:, 4, None])
+    boot_pred = np.log(scaling_law(N[held_out], D[held_out], *(column[:, None] for column in boot.T)))
     low, high = np.percentile(boot_pred, [16, 84], axis=0)
     fit_sigma = (high - low) / 2
     sigma = np.sqrt(seed_sigma[held_out] ** 2 + fit_sigma**2)

@@ -63,7 +63,8 @@ class PowerLawFit:
     def predict_interval(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Percentile bootstrap band (low, high) of the prediction at x, each (m,)."""
         x = np.asarray(x, dtype=float)
-        curves = self.bootstrap[:, 2:3] + self.bootstrap[:, 0:1] * x[None, :] ** (-self.bootstrap[:, 1:2])
+        c, k, E = (column[:, None] for column in self.bootstrap.T)
+        curves = power_law(x[None, :], c, k, E)
         tail = 100 * (1 - self.confidence) / 2
         low, high = np.percentile(curves, [tail, 100 - tail], axis=0)
         return low, high
