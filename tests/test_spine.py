@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 
@@ -92,9 +93,17 @@ def test_process_pool_runs_sweep_with_progress(tmp_path, capsys):
     assert all(a["seeds"] == 2 and a["error_ci95"] >= 0 for a in aggregates)
 
 
-def test_worker_process_death_is_a_failed_row(tmp_path):
-    summary = sweep("toy-explode", {"mode": ["crash_process"]}, 1, db=tmp_path / "d.db", workers=2, quiet=True)
-    assert [r.status for r in summary.rows] == ["failed"]
+def test_worker_process_death_is_a_failed_row_and_the_others_still_run(tmp_path, monkeypatch):
+    from learnmech.run import runner
+
+    monkeypatch.setattr(runner, "MAX_POOL_ATTEMPTS", 2)  # one retry on a fresh pool is enough to show it
+    summary = sweep("toy-explode", {"mode": ["crash_process", "diverge", "fail"]}, 1, db=tmp_path / "d.db",
+                    workers=2, quiet=True)
+    statuses = sorted(r.status for r in summary.rows)
+    # The crashing point is retried on a fresh pool, then stored as failed; the innocent points still get results.
+    assert statuses == ["diverged", "failed", "failed"]
+    tracebacks = " | ".join(r.traceback.strip().splitlines()[-1] for r in summary.rows if r.status == "failed")
+    assert "BrokenProcessPool" in tracebacks and "boom in the experiment" in tracebacks
 
 
 def test_sweep_jobs_validate_arguments():
@@ -147,3 +156,25 @@ def test_cli_exit_codes(tmp_path, capsys):
         assert cli.main(bad) == 2, bad
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and len(err.splitlines()) == 1, err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_live_bar_on_a_terminal_and_plain_lines_otherwise(tmp_path):
+    live = _Terminal()
+    sweep("toy-explode", {"mode": ["fail", "diverge"]}, 1, db=tmp_path / "a.db", workers=1, stream=live)
+    text = live.getvalue()
+    assert "\r\033[K" in text and "2/2 failed=1" in text and "eta=" in text
+    assert text.endswith("\n")  # the live line is closed at the end
+    frames = text.split("\r\033[K")
+    assert any("1/2 failed=1" in f for f in frames)  # redrawn in place as runs finish
+
+    plain = io.StringIO()
+    sweep("toy-coin", {"samples": [10, 20]}, 1, db=tmp_path / "b.db", workers=1, stream=plain)
+    lines = plain.getvalue().splitlines()
+    assert "\r" not in plain.getvalue()
+    assert [line.split("]")[1].split()[0] for line in lines if line.startswith("[")] == ["1/2", "2/2"]
+    assert any("step 3/3" in line for line in lines)  # the claim's own progress, rate-limited

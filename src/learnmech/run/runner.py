@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,8 @@ from .cache import CACHE_ENV, set_cache_path
 from .store import Row, Store, config_hash
 
 BACKENDS = ("local", "ray")
+#: How often a job may take its pool worker down with it before it is stored as "failed" (Ray: max_retries=3).
+MAX_POOL_ATTEMPTS = 3
 
 
 class BackendError(ValueError):
@@ -250,19 +253,33 @@ def _run_pool(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], 
     pumper = threading.Thread(target=pump, daemon=True)
     pumper.start()
     threads = max(1, (os.cpu_count() or 1) // workers)
+    # A worker that dies (segfault, os._exit, OOM kill) breaks the whole pool and fails every future in it. The
+    # jobs caught in that are re-run on a fresh pool, like Ray's task retries; a job that keeps killing its
+    # worker becomes a "failed" row after MAX_POOL_ATTEMPTS and the sweep goes on.
+    attempts: dict[tuple[str, str, int], int] = {}
+    remaining = list(jobs)
     try:
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(queue, threads, cache_path)) as pool:
-            pending = {pool.submit(_execute_with_progress, job): job for job in jobs}
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    job = pending.pop(future)
-                    try:
-                        row = future.result()
-                    except Exception:  # the worker process itself died
-                        row = _failed_row(job, traceback.format_exc(), "local")
-                    on_row(row)
+        while remaining:
+            retry: list[Job] = []
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(queue, threads, cache_path)) as pool:
+                pending = {pool.submit(_execute_with_progress, job): job for job in remaining}
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        job = pending.pop(future)
+                        try:
+                            row = future.result()
+                        except BrokenProcessPool:
+                            attempts[job.key] = attempts.get(job.key, 0) + 1
+                            if attempts[job.key] < MAX_POOL_ATTEMPTS:
+                                retry.append(job)
+                                continue
+                            row = _failed_row(job, traceback.format_exc(), "local")
+                        except Exception:
+                            row = _failed_row(job, traceback.format_exc(), "local")
+                        on_row(row)
+            remaining = retry
     finally:
         stop.set()
         pumper.join(timeout=1)
