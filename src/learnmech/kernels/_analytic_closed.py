@@ -23,7 +23,9 @@ def relu_pair(c: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torc
     """Arc-cosine kernel of degree 1 and 0 (Cho & Saul (2009), eq. 6 with n = 1 and n = 0):
     E[relu(u) relu(v)] = sqrt(q1 q2) / (2 pi) (sin t + (pi - t) cos t), E[step(u) step(v)] = (pi - t) / (2 pi),
     with cos t = c / sqrt(q1 q2). ``c`` is overwritten."""
-    scale = (q1.sqrt() * q2.sqrt()).expand_as(c)  # outer product of standard deviations, no per-entry sqrt
+    # sqrt(q1 q2) per entry (not sqrt(q1) sqrt(q2)): sqrt(fl(q^2)) == q exactly, so an input paired with itself
+    # gets correlation exactly 1; arccos would turn a 1-ulp error into a 1e-8 error of the angle.
+    scale = (q1 * q2).sqrt_()
     rho = c.div_(scale).clamp_(-1.0, 1.0)
     sin_t = torch.sqrt(1.0 - rho * rho)  # sin of the angle, cheaper and more accurate than sin(arccos)
     pi_minus_t = torch.arccos(rho).neg_().add_(math.pi)
@@ -58,8 +60,8 @@ def gelu_pair(c: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torc
     E[phi'(u) phi'(v)] = 1/4 + angle / (2 pi) + c / (2 pi delta) (1/delta^2 + (1 - q1 q2)/((1 + q1)(1 + q2)) + 1).
     delta^2 is formed as 1 + q1 + q2 + (s - c)(s + c), s = sqrt(q1 q2), to avoid cancelling two O(q^2) terms
     when the variances are huge (W_std = 2 doubles them every layer). ``c`` is not modified."""
-    s = (q1.sqrt() * q2.sqrt()).expand_as(c)
-    prod = s * s
+    prod = (q1 * q2).expand_as(c)
+    s = prod.sqrt()  # per entry, so that s - c == 0 exactly for an input paired with itself
     prod_plus_1 = ((1.0 + q1) * (1.0 + q2)).expand_as(c)
     delta_sq = (s - c).clamp_(min=0.0).mul_(s + c).add_((1.0 + q1 + q2).expand_as(c))
     delta = delta_sq.sqrt()

@@ -22,6 +22,7 @@ in cache (memory O(n1 n2), one pass over the output). With ``x2=None`` only one 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ import torch
 
 from .._checks import as_array, one_of, positive_float, positive_int
 from . import _analytic_closed as closed
-from ._analytic_quadrature import as_torch_activation, dual_pairs
+from ._analytic_quadrature import as_torch_activation, dual_pairs, tanh_with_grad
 
 __all__ = ["Kernel", "mlp", "ACTIVATIONS", "PARAMETERIZATIONS"]
 
@@ -57,28 +58,27 @@ PairFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor
 DiagFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _numerical_layer(phi: Callable, dphi: Callable) -> tuple[PairFn, DiagFn]:
+def _numerical_layer(value_and_grad: Callable) -> tuple[PairFn, DiagFn]:
     """Layer maps for an activation without a closed form (2-D quadrature, see _analytic_quadrature)."""
 
     def pair(c: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = c.shape
         # The quadrature runs in float64 whatever the working precision: it is not the bottleneck.
         args = [t.expand(shape).reshape(-1).to(torch.float64) for t in (q1, q2, c)]
-        nngp = dual_pairs(phi, *args).reshape(shape).to(c.dtype)
-        dot = dual_pairs(dphi, *args).reshape(shape).to(c.dtype)
-        return nngp, dot
+        nngp, dot = dual_pairs(value_and_grad, *args)
+        return nngp.reshape(shape).to(c.dtype), dot.reshape(shape).to(c.dtype)
 
     def diag(q: torch.Tensor) -> torch.Tensor:
-        return dual_pairs(phi, q, q, q)
+        return dual_pairs(value_and_grad, q, q, q)[0]
 
     return pair, diag
 
 
 def _layer_maps(activation: str | Callable) -> tuple[PairFn, DiagFn]:
     if callable(activation):
-        return _numerical_layer(*as_torch_activation(activation))
+        return _numerical_layer(as_torch_activation(activation))
     if activation == "tanh":
-        return _numerical_layer(torch.tanh, lambda x: 1.0 - torch.tanh(x) ** 2)
+        return _numerical_layer(tanh_with_grad)
     return closed.CLOSED_FORMS[activation]
 
 
@@ -137,55 +137,69 @@ def mlp(
         except (TypeError, KeyError):
             raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}") from None
         d = x1.shape[1]
-        # Input covariance x1.x2 / d (neural-tangents' convention for the input layer's fan-in).
-        xa = x1.astype(np.dtype(dtype), copy=False)
-        gram = xa @ (xa if symmetric else x2.astype(np.dtype(dtype), copy=False)).T  # numpy uses syrk for x x^T
-        gram /= d
+        np_dtype = np.dtype(dtype)
         var1 = np.einsum("ij,ij->i", x1, x1) / d
         var2 = var1 if symmetric else np.einsum("ij,ij->i", x2, x2) / d
-        if symmetric:
-            np.fill_diagonal(gram, var1)  # exact correlation 1 on the diagonal (syrk rounds differently)
-        pre1, pre2 = _preactivation_variances(var1, diag_fn, hidden_layers, w_var, b_var, work)
-        if not symmetric:
-            pre2 = _preactivation_variances(var2, diag_fn, hidden_layers, w_var, b_var, work)[0]
-        else:
-            pre2 = pre1
-        nngp = gram  # overwritten tile by tile
-        ntk = np.empty_like(gram)
-        widths = [d] + [width or 0] * hidden_layers
-        recurse = _Recursion(pair_fn, hidden_layers, w_var, b_var, standard, widths)
-        n1, n2 = gram.shape
+        pre1 = _preactivation_variances(var1, diag_fn, hidden_layers, w_var, b_var, work)
+        pre2 = pre1 if symmetric else _preactivation_variances(var2, diag_fn, hidden_layers, w_var, b_var, work)
+        rows = torch.from_numpy(np.ascontiguousarray(x1, dtype=np_dtype))
+        cols = rows if symmetric else torch.from_numpy(np.ascontiguousarray(x2, dtype=np_dtype))
+        n1, n2 = rows.shape[0], cols.shape[0]
+        nngp, ntk = np.empty((n1, n2), dtype=np_dtype), np.empty((n1, n2), dtype=np_dtype)
         nngp_t, ntk_t = torch.from_numpy(nngp), torch.from_numpy(ntk)
-        for r0 in range(0, n1, _TILE):
-            r1 = min(n1, r0 + _TILE)
-            for c0 in range(0, (r1 if symmetric else n2), _TILE):
-                c1 = min(n2, c0 + _TILE)
-                k_tile, t_tile = recurse(nngp_t[r0:r1, c0:c1].clone(), pre1[:, r0:r1, None], pre2[:, None, c0:c1])
-                nngp_t[r0:r1, c0:c1] = k_tile
-                ntk_t[r0:r1, c0:c1] = t_tile
-                if symmetric and c0 < r0:
-                    nngp_t[c0:c1, r0:r1] = k_tile.T
-                    ntk_t[c0:c1, r0:r1] = t_tile.T
-        if symmetric:
-            # Diagonal tiles were computed in full; make them exactly symmetric (lower triangle wins).
-            _symmetrize_diagonal_tiles(nngp_t, n1)
-            _symmetrize_diagonal_tiles(ntk_t, n1)
+        recurse = _Recursion(pair_fn, hidden_layers, w_var, b_var, standard, [d] + [width or 0] * hidden_layers)
+
+        def one_tile(r0: int, c0: int) -> None:
+            r1, c1 = min(n1, r0 + _TILE), min(n2, c0 + _TILE)
+            # Input covariance x1.x2 / d (neural-tangents' convention for the input layer's fan-in), computed per
+            # tile so that it is still in cache for the layer recursion; symmetric runs only do the lower tiles.
+            k = torch.mm(rows[r0:r1], cols[c0:c1].T).div_(d)
+            on_diagonal = symmetric and r0 == c0
+            if on_diagonal:
+                k.diagonal().copy_(torch.from_numpy(var1[r0:r1]))  # exact x.x / d for an input with itself
+            k, theta = recurse(k, pre1[:, r0:r1, None], pre2[:, None, c0:c1], on_diagonal)
+            if on_diagonal:  # exactly symmetric: the lower triangle wins
+                k = torch.tril(k) + torch.tril(k, -1).T
+                theta = torch.tril(theta) + torch.tril(theta, -1).T
+            nngp_t[r0:r1, c0:c1] = k
+            ntk_t[r0:r1, c0:c1] = theta
+            if symmetric and c0 < r0:
+                nngp_t[c0:c1, r0:r1] = k.T
+                ntk_t[c0:c1, r0:r1] = theta.T
+
+        tiles = [(r0, c0) for r0 in range(0, n1, _TILE) for c0 in range(0, (r0 + 1 if symmetric else n2), _TILE)]
+        _run_tiles(one_tile, tiles)
         return Kernel(nngp=nngp, ntk=ntk)
 
     return kernel_fn
 
 
-def _symmetrize_diagonal_tiles(mat: torch.Tensor, n: int) -> None:
-    for r0 in range(0, n, _TILE):
-        r1 = min(n, r0 + _TILE)
-        block = mat[r0:r1, r0:r1]
-        lower = torch.tril(block)
-        block.copy_(lower + torch.tril(block, -1).T)
+def _run_tiles(work: Callable[[int, int], None], tiles: list[tuple[int, int]]) -> None:
+    """Run the tiles on torch.get_num_threads() Python threads, each with single-threaded torch ops.
+
+    Tiles are independent and write disjoint parts of the output, and torch releases the GIL, so a thread pool
+    parallelises them with no per-op synchronisation; torch's own intra-op threads would synchronise on every
+    small elementwise op, which collapses (10x slower, measured) when the cores are shared with other jobs.
+    The global torch thread count is restored afterwards.
+    """
+    previous = torch.get_num_threads()
+    workers = max(1, min(previous, len(tiles)))
+    torch.set_num_threads(1)
+    try:
+        if workers == 1:
+            for tile in tiles:
+                work(*tile)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for future in [pool.submit(work, *tile) for tile in tiles]:
+                    future.result()
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _preactivation_variances(
     var: np.ndarray, diag_fn: DiagFn, layers: int, w_var: float, b_var: float, work: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
     """Pre-activation variances of every hidden layer, (layers, n), in float64 then cast to ``work``.
 
     q_1 = W^2 var + b^2 and q_{l+1} = W^2 E[phi(u)^2] + b^2 with u ~ N(0, q_l) (Poole et al. (2016), eq. 3).
@@ -197,8 +211,7 @@ def _preactivation_variances(
         q = w_var * q + b_var
         out[layer] = q
         q = diag_fn(q.clamp_min(torch.finfo(torch.float64).tiny))
-    out = out.clamp_min(torch.finfo(work).tiny).to(work)
-    return out, out
+    return out.clamp_min(torch.finfo(work).tiny).to(work)
 
 
 class _Recursion:
@@ -223,10 +236,17 @@ class _Recursion:
         new_theta = k.clone() if theta is None else theta.mul_(self.w_var).add_(k)
         return k, new_theta
 
-    def __call__(self, k: torch.Tensor, pre1: torch.Tensor, pre2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, k: torch.Tensor, pre1: torch.Tensor, pre2: torch.Tensor, on_diagonal: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """k: (r, c) input covariance tile; pre1 (layers, r, 1), pre2 (layers, 1, c): pre-activation variances.
+        ``on_diagonal``: the tile straddles the diagonal of a symmetric kernel, whose diagonal entries are then
+        pinned to the exactly computed variances (correlation exactly 1 for an input with itself)."""
         theta = None
         for layer in range(self.layers):
             k, theta = self._dense(k, theta, self.widths[layer])
+            if on_diagonal:
+                k.diagonal().copy_(pre1[layer, :, 0])
             k, dot = self.pair_fn(k, pre1[layer], pre2[layer])
             theta.mul_(dot)
         return self._dense(k, theta, self.widths[self.layers])
