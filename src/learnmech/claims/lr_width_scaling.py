@@ -88,7 +88,7 @@ CLAIM = Claim(
     ),
     quick={"widths": [32, 64, 128, 256], "seeds": 3, "n_samples": 32, "in_dim": 8, "steps": 60, "rounds": 2,
            "points": 8},
-    full={"widths": [64, 128, 256, 512, 1024], "seeds": 3, "n_samples": 32, "in_dim": 8, "steps": 100,
+    full={"widths": [64, 128, 256, 512, 1024], "seeds": 3, "n_samples": 32, "in_dim": 8, "steps": 60,
           "rounds": 2, "points": 8},
     run=run,
 )

@@ -4,12 +4,12 @@ above ~4/lambda_0; in between lies the catapult band (Lewkowycz et al. 2020).
 Experiment: the two-layer linear "uv" model (the setting where Lewkowycz et al. solve the dynamics) in the NTK
 parametrization, on a fixed synthetic regression task. lambda_0 is the top Hessian eigenvalue at init from
 :func:`learnmech.observe.sharpness`. For each width and seed, two boundaries are bracketed on real training:
-*spike* (the loss ever rises above its initial value; theory 2/lambda_0) and *divergence* (training does not come
-back below its initial loss; theory 4/lambda_0). Both are theory statements about the infinite-width limit, so
-the measured ratios lr * lambda_0 are extrapolated in width with the NTK regime's O(n^-1/2) correction
-(Lee et al. 2019) and the limits compared with 2 and 4. Tolerance per boundary (log2 units): twice the fit's
-standard error + the bracket's resolution + Lanczos' relative tolerance; the reported error is the larger of the
-two boundaries' error/tolerance ratios (so the tolerance is 1).
+*spike* (the loss ever rises above its initial value; theory 2/lambda_0) and *divergence* (the loss blows up:
+non-finite or 1e6 x its initial value within the run; theory 4/lambda_0). Both are theory statements about the
+infinite-width limit, so the measured ratios lr * lambda_0 are extrapolated in width with the NTK regime's
+O(n^-1/2) correction (Lee et al. 2019) and the limits compared with 2 and 4. Tolerance per boundary (log2
+units): twice the fit's standard error + the bracket's resolution + Lanczos' relative tolerance; the reported
+error is the larger of the two boundaries' error/tolerance ratios (so the tolerance is 1).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
             lam = float(np.mean(lams))
             common = {"steps": config["steps"], "rounds": config["rounds"], "points": config["points"]}
             for bi, (name, test, lo, hi) in enumerate((("spike", hyper.spiked, 1.0, 4.0),
-                                                       ("divergence", hyper.diverged, 2.0, 8.0))):
+                                                       ("divergence", hyper.blew_up, 2.0, 8.0))):
                 brackets = hyper.lr_boundary(models, x, y, test, lo / lam, hi / lam, **common)
                 for bracket, lam_k in zip(brackets, lams, strict=True):
                     points[name].append((width, bracket.estimate * lam_k))

@@ -21,7 +21,7 @@ from .parametrize import (
     vector_rule,
     weight_rule,
 )
-from .stability import Bracket, WidthExtrapolation, diverged, extrapolate_width, lr_boundary, spiked
+from .stability import Bracket, WidthExtrapolation, blew_up, diverged, extrapolate_width, lr_boundary, spiked
 from .training import TrainRun, half_mse, single_threaded, synthetic_regression, train
 from .transfer import Drift, LRSweep, lr_sweep, optimal_log2_lr, optimum_drift
 
@@ -30,6 +30,6 @@ __all__ = [
     "vector_rule", "attention_scale", "coord_check", "CoordCheck", "log_slope", "mlp", "TinyTransformer",
     "SelfAttention", "TrainRun", "train", "half_mse", "synthetic_regression", "single_threaded", "gd_lr_grid",
     "Bracket", "WidthExtrapolation", "extrapolate_width",
-    "lr_boundary", "spiked", "diverged", "LRSweep", "Drift", "lr_sweep", "optimal_log2_lr",
+    "lr_boundary", "spiked", "diverged", "blew_up", "LRSweep", "Drift", "lr_sweep", "optimal_log2_lr",
     "optimum_drift",
 ]

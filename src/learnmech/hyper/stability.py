@@ -36,6 +36,13 @@ def diverged(losses: np.ndarray) -> bool:
     return bool(not np.all(np.isfinite(losses)) or not losses[-1] < losses[0])
 
 
+def blew_up(losses: np.ndarray) -> bool:
+    """True if the loss curve went non-finite or past the trainer's blow-up threshold (recorded as ``inf``):
+    divergence proper. Unlike :func:`diverged` it does not count a slow catapult that is still elevated at the
+    last step (just above ``2/lambda_0`` the spike takes ~ 1/(lr*lambda_0 - 2) steps to build and resolve)."""
+    return bool(not np.all(np.isfinite(np.asarray(losses, dtype=float))))
+
+
 @dataclass
 class Bracket:
     """A learning-rate interval ``[stable, unstable]`` around a stability boundary.
