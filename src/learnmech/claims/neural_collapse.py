@@ -113,6 +113,6 @@ CLAIM = Claim(
     quick={"num_classes": 10, "per_class": 50, "dim": 32, "noise": 1.0, "hidden": [128, 128, 64], "lr": 1e-3,
            "weight_decay": 0.5, "steps": 600, "every": 20},
     full={"num_classes": 10, "per_class": 100, "dim": 32, "noise": 1.0, "hidden": [256, 256, 128], "lr": 1e-3,
-          "weight_decay": 0.5, "steps": 2000, "every": 20},
+          "weight_decay": 0.5, "steps": 1500, "every": 25},
     run=run,
 )
