@@ -96,11 +96,11 @@ def test_process_pool_runs_sweep_with_progress(tmp_path, capsys):
 def test_worker_process_death_is_a_failed_row_and_the_others_still_run(tmp_path, monkeypatch):
     from learnmech.run import runner
 
-    monkeypatch.setattr(runner, "MAX_POOL_ATTEMPTS", 2)  # one retry on a fresh pool is enough to show it
+    monkeypatch.setattr(runner, "MAX_POOL_ATTEMPTS", 2)  # one retry, alone in a fresh pool, is enough to show it
     summary = sweep("toy-explode", {"mode": ["crash_process", "diverge", "fail"]}, 1, db=tmp_path / "d.db",
                     workers=2, quiet=True)
     statuses = sorted(r.status for r in summary.rows)
-    # The crashing point is retried on a fresh pool, then stored as failed; the innocent points still get results.
+    # The crashing point is retried alone in a fresh pool, then stored as failed; the innocent points get results.
     assert statuses == ["diverged", "failed", "failed"]
     tracebacks = " | ".join(r.traceback.strip().splitlines()[-1] for r in summary.rows if r.status == "failed")
     assert "BrokenProcessPool" in tracebacks and "boom in the experiment" in tracebacks

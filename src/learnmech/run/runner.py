@@ -9,6 +9,7 @@ as ``"failed"`` with its traceback, and the rest go on.
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -205,15 +206,23 @@ def _queue_sink(queue: Any) -> Callable[[str, int, int, str], None]:
     return sink
 
 
+_STARTED = "\x00started"  # queue message: a worker began a job (so it is a suspect if the pool breaks)
+_worker_queue: Any = None
+
+
 def _worker_init(queue: Any, threads: int, cache_path: str | None) -> None:
     import torch
 
+    global _worker_queue
+    _worker_queue = queue
     torch.set_num_threads(threads)
     set_cache_path(cache_path)
     progress.set_sink(_queue_sink(queue))
 
 
 def _execute_with_progress(job: Job) -> Row:
+    if _worker_queue is not None:
+        _worker_queue.put((_STARTED, 0, 0, json.dumps(list(job.key))))
     progress.set_sink(progress._sink, job.claim)  # name the claim in this worker's progress events
     return execute(job, "local")
 
@@ -242,44 +251,62 @@ def _run_local(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None],
 def _run_pool(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], prog: Progress,
               cache_path: str | None, ctx: Any, queue: Any) -> None:
     stop = threading.Event()
+    started: set[str] = set()
 
     def pump() -> None:
         while not stop.is_set():
             try:
-                prog.step(*queue.get(timeout=0.2))
+                message = queue.get(timeout=0.2)
             except Exception:
                 continue
+            if message[0] == _STARTED:
+                started.add(message[3])
+            else:
+                prog.step(*message)
 
     pumper = threading.Thread(target=pump, daemon=True)
     pumper.start()
     threads = max(1, (os.cpu_count() or 1) // workers)
-    # A worker that dies (segfault, os._exit, OOM kill) breaks the whole pool and fails every future in it. The
-    # jobs caught in that are re-run on a fresh pool, like Ray's task retries; a job that keeps killing its
-    # worker becomes a "failed" row after MAX_POOL_ATTEMPTS and the sweep goes on.
-    attempts: dict[tuple[str, str, int], int] = {}
-    remaining = list(jobs)
+    # A worker that dies (segfault, os._exit, OOM kill) breaks the whole pool and fails every future in it. Jobs
+    # that had not started are simply re-run; jobs that had started are suspects, re-run alone in a one-worker pool
+    # so the culprit is found and innocent neighbours finish. A job that takes its worker down MAX_POOL_ATTEMPTS
+    # times is stored as "failed" (like Ray's task retries) and the sweep goes on.
+    attempts: dict[str, int] = {}
+    remaining, rounds = list(jobs), 0
+
+    def one_pool(batch: list[Job], size: int) -> list[Job]:
+        retry: list[Job] = []
+        with ProcessPoolExecutor(size, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(queue, threads, cache_path)) as pool:
+            pending = {pool.submit(_execute_with_progress, job): job for job in batch}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    job = pending.pop(future)
+                    try:
+                        row = future.result()
+                    except BrokenProcessPool:
+                        time.sleep(0.3)  # let the pump deliver the "started" messages sent before the crash
+                        key = json.dumps(list(job.key))
+                        if key in started or len(batch) == 1:
+                            attempts[key] = attempts.get(key, 0) + 1
+                        if attempts.get(key, 0) < MAX_POOL_ATTEMPTS and rounds < MAX_POOL_ATTEMPTS * len(jobs):
+                            retry.append(job)
+                            continue
+                        row = _failed_row(job, traceback.format_exc(), "local")
+                    except Exception:
+                        row = _failed_row(job, traceback.format_exc(), "local")
+                    on_row(row)
+        return retry
+
     try:
         while remaining:
-            retry: list[Job] = []
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(queue, threads, cache_path)) as pool:
-                pending = {pool.submit(_execute_with_progress, job): job for job in remaining}
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        job = pending.pop(future)
-                        try:
-                            row = future.result()
-                        except BrokenProcessPool:
-                            attempts[job.key] = attempts.get(job.key, 0) + 1
-                            if attempts[job.key] < MAX_POOL_ATTEMPTS:
-                                retry.append(job)
-                                continue
-                            row = _failed_row(job, traceback.format_exc(), "local")
-                        except Exception:
-                            row = _failed_row(job, traceback.format_exc(), "local")
-                        on_row(row)
-            remaining = retry
+            rounds += 1
+            suspects = [j for j in remaining if attempts.get(json.dumps(list(j.key)), 0) > 0]
+            others = [j for j in remaining if attempts.get(json.dumps(list(j.key)), 0) == 0]
+            remaining = one_pool(others, min(workers, len(others))) if others else []
+            for job in suspects:
+                remaining += one_pool([job], 1)
     finally:
         stop.set()
         pumper.join(timeout=1)
