@@ -59,7 +59,8 @@ x64 = np.load(x_path)
 layers = {"relu": stax.Relu, "erf": stax.Erf, "gelu": lambda: stax.Gelu(approximate=False)}
 report = {}
 for act in acts:
-    _, _, kernel_fn = stax.serial(*([stax.Dense(512, w_std, b_std), layers[act]()] * depth), stax.Dense(1, w_std, b_std))
+    hidden = [stax.Dense(512, w_std, b_std), layers[act]()] * depth
+    _, _, kernel_fn = stax.serial(*hidden, stax.Dense(1, w_std, b_std))
     fn = jax.jit(kernel_fn, static_argnames="get")
     for name, x in (("float64", x64), ("float32", x64.astype(np.float32))):
         out = fn(x, None, ("nngp", "ntk"))
@@ -175,8 +176,9 @@ def _scaling(quick: bool, flops: float, bandwidth: float) -> tuple[list[dict], d
     rows = [
         dict(what=f"scaling n={r['n']} (relu depth {DEPTH})", peer="-", ours_s=r["seconds"], peer_s=float("nan"),
              ratio=float("nan"), target=float("nan"), met=True,
-             agreement=(f"peak numpy memory {r['peak_bytes'] / 2**20:.0f} MiB = {r['peak_bytes'] / r['output_bytes']:.2f}"
-                        f" x outputs; {100 * r['bound_fraction']:.0f}% of flop+bandwidth bound"))
+             agreement=(f"peak numpy memory {r['peak_bytes'] / 2**20:.0f} MiB = "
+                        f"{r['peak_bytes'] / r['output_bytes']:.2f} x outputs; "
+                        f"{100 * r['bound_fraction']:.0f}% of flop+bandwidth bound"))
         for r in by_n
     ]
     rows += [dict(what=f"scaling depth={r['depth']} (relu, n=1024)", peer="-", ours_s=r["seconds"],

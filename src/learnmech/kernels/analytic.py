@@ -38,7 +38,6 @@ ACTIVATIONS = ("relu", "erf", "gelu", "tanh", "identity")
 PARAMETERIZATIONS = ("ntk", "standard")
 # Tile edge for the blockwise recursion: 256 x 256 float64 = 512 KiB per buffer, a few buffers fit in L2.
 _TILE = 256
-_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
 
 
 @dataclass(frozen=True)
@@ -54,22 +53,22 @@ class Kernel:
     ntk: np.ndarray
 
 
-PairFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-DiagFn = Callable[[torch.Tensor], torch.Tensor]
+PairFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+DiagFn = Callable[[np.ndarray], np.ndarray]
 
 
 def _numerical_layer(value_and_grad: Callable) -> tuple[PairFn, DiagFn]:
     """Layer maps for an activation without a closed form (2-D quadrature, see _analytic_quadrature)."""
 
-    def pair(c: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = c.shape
+    def pair(c: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # The quadrature runs in float64 whatever the working precision: it is not the bottleneck.
-        args = [t.expand(shape).reshape(-1).to(torch.float64) for t in (q1, q2, c)]
+        args = [torch.from_numpy(np.broadcast_to(a, c.shape).astype(np.float64).ravel()) for a in (q1, q2, c)]
         nngp, dot = dual_pairs(value_and_grad, *args)
-        return nngp.reshape(shape).to(c.dtype), dot.reshape(shape).to(c.dtype)
+        return nngp.numpy().reshape(c.shape).astype(c.dtype), dot.numpy().reshape(c.shape).astype(c.dtype)
 
-    def diag(q: torch.Tensor) -> torch.Tensor:
-        return dual_pairs(value_and_grad, q, q, q)[0]
+    def diag(q: np.ndarray) -> np.ndarray:
+        as_t = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float64))
+        return dual_pairs(value_and_grad, as_t, as_t, as_t)[0].numpy()
 
     return pair, diag
 
@@ -132,40 +131,40 @@ def mlp(
             x2 = as_array(x2, "x2", ndim=2)
             if x2.shape[1] != x1.shape[1]:
                 raise ValueError(f"x2 must have the same number of features as x1 ({x1.shape[1]}), got {x2.shape}")
-        try:
-            work = _DTYPES[np.dtype(dtype)]
-        except (TypeError, KeyError):
-            raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}") from None
+        if np.dtype(dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}")
+        work = np.dtype(dtype)
         d = x1.shape[1]
-        np_dtype = np.dtype(dtype)
         var1 = np.einsum("ij,ij->i", x1, x1) / d
         var2 = var1 if symmetric else np.einsum("ij,ij->i", x2, x2) / d
         pre1 = _preactivation_variances(var1, diag_fn, hidden_layers, w_var, b_var, work)
         pre2 = pre1 if symmetric else _preactivation_variances(var2, diag_fn, hidden_layers, w_var, b_var, work)
-        rows = torch.from_numpy(np.ascontiguousarray(x1, dtype=np_dtype))
-        cols = rows if symmetric else torch.from_numpy(np.ascontiguousarray(x2, dtype=np_dtype))
+        rows = np.ascontiguousarray(x1, dtype=work)
+        cols = rows if symmetric else np.ascontiguousarray(x2, dtype=work)
+        rows_t, cols_t = torch.from_numpy(rows), torch.from_numpy(cols)
         n1, n2 = rows.shape[0], cols.shape[0]
-        nngp, ntk = np.empty((n1, n2), dtype=np_dtype), np.empty((n1, n2), dtype=np_dtype)
-        nngp_t, ntk_t = torch.from_numpy(nngp), torch.from_numpy(ntk)
+        nngp, ntk = np.empty((n1, n2), dtype=work), np.empty((n1, n2), dtype=work)
         recurse = _Recursion(pair_fn, hidden_layers, w_var, b_var, standard, [d] + [width or 0] * hidden_layers)
 
         def one_tile(r0: int, c0: int) -> None:
             r1, c1 = min(n1, r0 + _TILE), min(n2, c0 + _TILE)
             # Input covariance x1.x2 / d (neural-tangents' convention for the input layer's fan-in), computed per
             # tile so that it is still in cache for the layer recursion; symmetric runs only do the lower tiles.
-            k = torch.mm(rows[r0:r1], cols[c0:c1].T).div_(d)
+            # torch.mm, not numpy's matmul: torch's BLAS honours the single-thread setting of _run_tiles.
+            k = torch.mm(rows_t[r0:r1], cols_t[c0:c1].T).numpy()
+            k *= 1.0 / d
             on_diagonal = symmetric and r0 == c0
             if on_diagonal:
-                k.diagonal().copy_(torch.from_numpy(var1[r0:r1]))  # exact x.x / d for an input with itself
+                np.fill_diagonal(k, var1[r0:r1])  # exact x.x / d for an input with itself
             k, theta = recurse(k, pre1[:, r0:r1, None], pre2[:, None, c0:c1], on_diagonal)
             if on_diagonal:  # exactly symmetric: the lower triangle wins
-                k = torch.tril(k) + torch.tril(k, -1).T
-                theta = torch.tril(theta) + torch.tril(theta, -1).T
-            nngp_t[r0:r1, c0:c1] = k
-            ntk_t[r0:r1, c0:c1] = theta
+                k = np.tril(k) + np.tril(k, -1).T
+                theta = np.tril(theta) + np.tril(theta, -1).T
+            nngp[r0:r1, c0:c1] = k
+            ntk[r0:r1, c0:c1] = theta
             if symmetric and c0 < r0:
-                nngp_t[c0:c1, r0:r1] = k.T
-                ntk_t[c0:c1, r0:r1] = theta.T
+                nngp[c0:c1, r0:r1] = k.T
+                ntk[c0:c1, r0:r1] = theta.T
 
         tiles = [(r0, c0) for r0 in range(0, n1, _TILE) for c0 in range(0, (r0 + 1 if symmetric else n2), _TILE)]
         _run_tiles(one_tile, tiles)
@@ -175,12 +174,12 @@ def mlp(
 
 
 def _run_tiles(work: Callable[[int, int], None], tiles: list[tuple[int, int]]) -> None:
-    """Run the tiles on torch.get_num_threads() Python threads, each with single-threaded torch ops.
+    """Run the tiles on a pool of torch.get_num_threads() Python threads, with single-threaded torch.
 
-    Tiles are independent and write disjoint parts of the output, and torch releases the GIL, so a thread pool
-    parallelises them with no per-op synchronisation; torch's own intra-op threads would synchronise on every
-    small elementwise op, which collapses (10x slower, measured) when the cores are shared with other jobs.
-    The global torch thread count is restored afterwards.
+    Tiles are independent and write disjoint parts of the output, and numpy/torch release the GIL, so a thread
+    pool parallelises them with no per-op synchronisation; library-level threads would synchronise on every
+    small op, which collapses (10x slower, measured) when the cores are shared with other jobs. The global
+    thread settings are restored afterwards.
     """
     previous = torch.get_num_threads()
     workers = max(1, min(previous, len(tiles)))
@@ -198,20 +197,21 @@ def _run_tiles(work: Callable[[int, int], None], tiles: list[tuple[int, int]]) -
 
 
 def _preactivation_variances(
-    var: np.ndarray, diag_fn: DiagFn, layers: int, w_var: float, b_var: float, work: torch.dtype
-) -> torch.Tensor:
-    """Pre-activation variances of every hidden layer, (layers, n), in float64 then cast to ``work``.
+    var: np.ndarray, diag_fn: DiagFn, layers: int, w_var: float, b_var: float, work: np.dtype
+) -> np.ndarray:
+    """Pre-activation variances of every hidden layer, (layers, n), computed in float64, returned as ``work``.
 
     q_1 = W^2 var + b^2 and q_{l+1} = W^2 E[phi(u)^2] + b^2 with u ~ N(0, q_l) (Poole et al. (2016), eq. 3).
-    Clamped at the smallest positive float so that a zero input (with b_std = 0) gives correlation 0, not NaN.
+    Clamped at sqrt(smallest positive float) so that a zero input (with b_std = 0) gives correlation 0, not NaN.
     """
-    q = torch.as_tensor(var, dtype=torch.float64)
-    out = torch.empty((layers, q.numel()), dtype=torch.float64)
+    q = np.asarray(var, dtype=np.float64)
+    out = np.empty((layers, q.size), dtype=np.float64)
+    tiny = np.finfo(np.float64).tiny
     for layer in range(layers):
         q = w_var * q + b_var
         out[layer] = q
-        q = diag_fn(q.clamp_min(torch.finfo(torch.float64).tiny))
-    return out.clamp_min(torch.finfo(work).tiny).to(work)
+        q = diag_fn(np.maximum(q, tiny))
+    return np.maximum(out, np.sqrt(np.finfo(work).tiny)).astype(work)  # so that q1 * q2 > 0 too
 
 
 class _Recursion:
@@ -223,22 +223,29 @@ class _Recursion:
         self.pair_fn, self.layers, self.w_var, self.b_var = pair_fn, layers, w_var, b_var
         self.standard, self.widths = standard, widths
 
-    def _dense(self, k: torch.Tensor, theta: torch.Tensor | None, fan_in: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dense layer: returns (pre-activation covariance, NTK). ``k`` is modified in place."""
+    def _dense(self, k: np.ndarray, theta: np.ndarray | None, fan_in: int) -> tuple[np.ndarray, np.ndarray]:
+        """Dense layer: returns (pre-activation covariance, NTK). ``k`` and ``theta`` are modified in place."""
         if self.standard:
             # Sohl-Dickstein et al. (2020): d f / d W contributes n_in * K_old, the bias gradient contributes 1.
-            new_theta = k * float(fan_in) + 1.0
+            new_theta = k * float(fan_in)
+            new_theta += 1.0
             if theta is not None:
-                new_theta.add_(theta, alpha=self.w_var)
-            k.mul_(self.w_var).add_(self.b_var)
+                theta *= self.w_var
+                new_theta += theta
+            k *= self.w_var
+            k += self.b_var
             return k, new_theta
-        k.mul_(self.w_var).add_(self.b_var)
-        new_theta = k.clone() if theta is None else theta.mul_(self.w_var).add_(k)
-        return k, new_theta
+        k *= self.w_var
+        k += self.b_var
+        if theta is None:
+            return k, k.copy()
+        theta *= self.w_var
+        theta += k
+        return k, theta
 
     def __call__(
-        self, k: torch.Tensor, pre1: torch.Tensor, pre2: torch.Tensor, on_diagonal: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, k: np.ndarray, pre1: np.ndarray, pre2: np.ndarray, on_diagonal: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """k: (r, c) input covariance tile; pre1 (layers, r, 1), pre2 (layers, 1, c): pre-activation variances.
         ``on_diagonal``: the tile straddles the diagonal of a symmetric kernel, whose diagonal entries are then
         pinned to the exactly computed variances (correlation exactly 1 for an input with itself)."""
@@ -246,7 +253,7 @@ class _Recursion:
         for layer in range(self.layers):
             k, theta = self._dense(k, theta, self.widths[layer])
             if on_diagonal:
-                k.diagonal().copy_(pre1[layer, :, 0])
+                np.fill_diagonal(k, pre1[layer, :, 0])
             k, dot = self.pair_fn(k, pre1[layer], pre2[layer])
-            theta.mul_(dot)
+            theta *= dot
         return self._dense(k, theta, self.widths[self.layers])
