@@ -30,18 +30,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _claim_names(text: str | None) -> list[str] | None:
+def _claim_names(text: str | None, flag: str = "--claims") -> list[str] | None:
     if text is None:
         return None
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise UsageError("--claims: expected a comma-separated list of claim names")
+        raise UsageError(f"{flag}: expected a comma-separated list of claim names")
     from .claims import registry
 
     known = registry()
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise UsageError(f"--claims: unknown claim(s) {', '.join(unknown)}; run `learnmech list` for the names")
+        raise UsageError(f"{flag}: unknown claim(s) {', '.join(unknown)}; run `learnmech list` for the names")
     return names
 
 
@@ -74,9 +74,15 @@ def _parse_value(text: str, default: Any) -> Any:
             return False
         raise ValueError(f"expected true/false, got {text!r}")
     if isinstance(default, int):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer like the default {default!r}, got {text!r}") from None
     if isinstance(default, float):
-        return float(text)
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected a number like the default {default!r}, got {text!r}") from None
     if isinstance(default, str):
         return text
     return json.loads(text)
@@ -152,7 +158,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .run import sweep
 
-    _claim_names(args.claim)
+    _claim_names(args.claim, "CLAIM")
     if args.seeds < 1:
         raise UsageError(f"--seeds: expected an integer >= 1, got {args.seeds}")
     grid = _parse_grid(args.grid, args.claim, not args.full)
