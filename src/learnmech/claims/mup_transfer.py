@@ -86,7 +86,7 @@ CLAIM = Claim(
     ),
     quick={"widths": [64, 128, 256], "log2_lr_min": -8.0, "log2_lr_max": -1.0, "log2_lr_step": 0.5, "seeds": 3,
            "steps": 40, "n_samples": 64, "in_dim": 16},
-    full={"widths": [64, 128, 256, 512, 1024], "log2_lr_min": -10.0, "log2_lr_max": -1.0, "log2_lr_step": 0.5,
+    full={"widths": [64, 128, 256, 512], "log2_lr_min": -9.0, "log2_lr_max": -1.0, "log2_lr_step": 0.5,
           "seeds": 4, "steps": 50, "n_samples": 64, "in_dim": 16},
     run=run,
 )
