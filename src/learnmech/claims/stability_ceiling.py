@@ -10,6 +10,10 @@ infinite-width limit, so the measured ratios lr * lambda_0 are extrapolated in w
 O(n^-1/2) correction (Lee et al. 2019) and the limits compared with 2 and 4. Tolerance per boundary (log2
 units): twice the fit's standard error + the bracket's resolution + Lanczos' relative tolerance; the reported
 error is the larger of the two boundaries' error/tolerance ratios (so the tolerance is 1).
+
+Caveat: the 4/lambda_0 ceiling is derived for the uv model trained on one example (Lewkowycz et al. 2020, sec. 2);
+here 32 examples share the dynamics. The full config measures the ceiling at ~3.7/lambda_0 with no trend
+towards 4 in width, and the claim reports that as a disagreement rather than widening the tolerance.
 """
 
 from __future__ import annotations
