@@ -17,6 +17,11 @@ So (following the polar/"angular" form of Cho & Saul (2009), sec. 2, used there 
    exponentially convergent trapezoidal rule", SIAM Review 56).
 
 The derivative kernel E[phi'(u) phi'(v)] (needed by the NTK, Jacot et al. (2018), eq. 5) uses the same rule.
+
+Measured accuracy (against the ReLU/erf/GELU closed forms, tests/test_kernels_analytic.py): <= 2e-9 relative
+for variances up to 30, <= 3e-7 at any variance (up to 1e12) for kinked/near-kinked activations and their
+step-like derivatives. Limit: a derivative that is a narrow *bump* (erf', tanh' = sech^2) at variance >~ 1e3
+sits along the sector edges at every radius and is under-resolved (1.8e-4 at variance 1e4, 14% at 1e12).
 """
 
 from __future__ import annotations
