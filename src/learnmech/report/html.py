@@ -32,6 +32,10 @@ h1{margin-bottom:.2rem} .meta{color:#666;font-size:.9rem}
 table{border-collapse:collapse;margin:1rem 0;font-size:.88rem;width:100%}
 th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical-align:top}
 th{background:#f4f4f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.scroll{overflow-x:auto} td.num,#verdicts td:nth-child(-n+2){white-space:nowrap}
+#verdicts td:nth-child(3){min-width:9rem;max-width:14rem}
+#verdicts td:nth-child(4),#verdicts td:nth-child(5){max-width:17rem;overflow-wrap:anywhere}
+#verdicts td:last-child{min-width:8rem;font-size:.8rem;color:#555}
 .agrees{color:#0a7d32;font-weight:600} .disagrees{color:#b3261e;font-weight:600}
 .failed,.diverged{color:#8a5300;font-weight:600}
 section.claim{border-top:2px solid #eee;margin-top:2rem;padding-top:.5rem}
@@ -53,6 +57,14 @@ def _fmt(value: Any) -> str:
         shown = ", ".join(_fmt(v) for v in value[:6])
         return f"[{shown}{', …' if len(value) > 6 else ''}]"
     return str(value)
+
+
+def _brief(value: Any, items: int = 6) -> str:
+    """Like :func:`_fmt` but a long dict shows its first ``items`` entries (the claim's section has them all)."""
+    if isinstance(value, dict) and len(value) > items:
+        head = dict(list(value.items())[:items])
+        return f"{_fmt(head)}, … (+{len(value) - items} more)"
+    return _fmt(value)
 
 
 def _outcome(row: Row) -> str:
@@ -220,20 +232,20 @@ def write_report(db: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         f"{' · ' + meta if meta else ''}</p>",
         "<h2>Verdicts</h2>",
         "<p>" + " · ".join(f"<span class='{k}'>{k}: {v}</span>" for k, v in sorted(counts.items())) + "</p>",
-        "<table id='verdicts'><tr><th>claim</th><th>strand</th><th>reference</th><th>prediction</th>"
-        "<th>measurement</th><th>error</th><th>tolerance</th><th>verdict</th><th>run</th></tr>",
+        "<div class='scroll'><table id='verdicts'><tr><th>claim</th><th>strand</th><th>reference</th>"
+        "<th>prediction</th><th>measurement</th><th>error</th><th>tolerance</th><th>verdict</th><th>run</th></tr>",
     ]
     for name in order:
         row, claim = latest[name], claims.get(name)
         parts.append(
             f"<tr data-claim='{html.escape(name)}'><td><a href='#claim-{html.escape(name)}'>{html.escape(name)}</a>"
             f"</td><td>{claim.strand if claim else '?'}</td><td>{html.escape(claim.reference) if claim else ''}</td>"
-            f"<td>{html.escape(_fmt(row.prediction))}</td><td>{html.escape(_fmt(row.measurement))}</td>"
+            f"<td>{html.escape(_brief(row.prediction))}</td><td>{html.escape(_brief(row.measurement))}</td>"
             f"<td class='num'>{_fmt(row.error)}</td><td class='num'>{_fmt(row.tolerance)}</td>"
             f"<td class='{_outcome(row)}'>{_outcome(row)}</td>"
             f"<td>{row.kind}, seed {row.seed}, {row.finished_at[:19]}, {row.duration_s:.1f}s</td></tr>"
         )
-    parts.append("</table>")
+    parts.append("</table></div>")
     if not order:
         parts.append("<p><em>No claim results stored yet: run <code>learnmech reproduce --quick</code>.</em></p>")
     parts.append("<h2>Claims</h2>")
