@@ -79,21 +79,25 @@ def gelu_pair(c: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> tuple[np.ndarray
     when the variances are huge (W_std = 2 doubles them every layer)."""
     prod = q1 * q2
     s = np.sqrt(prod)  # per entry, so that s - c == 0 exactly for an input paired with itself
-    prod_plus_1 = (1.0 + q1) * (1.0 + q2)
+    inv1, inv2 = 1.0 / (1.0 + q1), 1.0 / (1.0 + q2)
     delta_sq = np.subtract(s, c)
     np.maximum(delta_sq, 0.0, out=delta_sq)
     delta_sq *= s + c
     delta_sq += 1.0 + q1 + q2
     delta = np.sqrt(delta_sq)
     angle = np.arctan2(c, delta)
-    nngp = c * c
-    nngp += prod * delta_sq
-    nngp /= prod_plus_1 * delta
+    nngp = np.multiply(prod, delta_sq, out=prod)
+    nngp += c * c
+    nngp /= delta
+    nngp *= inv1
+    nngp *= inv2
     nngp += c * angle
     nngp *= 1.0 / _TWO_PI
     nngp += 0.25 * c
+    # (1 - q1 q2) / ((1 + q1)(1 + q2)) + 1 = 1/(1 + q1) + 1/(1 + q2): two broadcasts instead of an outer product.
     dot = np.divide(1.0, delta_sq, out=delta_sq)
-    dot += (1.0 - prod) / prod_plus_1 + 1.0
+    dot += inv1
+    dot += inv2
     dot *= c
     dot /= delta
     angle += dot
