@@ -91,6 +91,10 @@ def test_process_pool_runs_sweep_with_progress(tmp_path, capsys):
     aggregates = sweep_aggregates(Store(db).rows())
     assert sorted(a["config"]["samples"] for a in aggregates) == [100, 200]
     assert all(a["seeds"] == 2 and a["error_ci95"] >= 0 for a in aggregates)
+    # Determinism: the same (config, seed) gives the same numbers in a pool worker and in this process.
+    inline = sweep("toy-coin", {"samples": [100, 200]}, 2, db=tmp_path / "inline.db", workers=1, quiet=True)
+    numbers = {(r.config_hash, r.seed): (r.measurement, r.result["metrics"]) for r in summary.rows}
+    assert numbers == {(r.config_hash, r.seed): (r.measurement, r.result["metrics"]) for r in inline.rows}
 
 
 def test_worker_process_death_is_a_failed_row_and_the_others_still_run(tmp_path, monkeypatch):
