@@ -165,7 +165,7 @@ def test_cross_block_equals_block_of_joint(x, depth, activation, w_std, b_std, p
 @given(x=inputs, depth=st.integers(0, 8), w_std=st.floats(0.3, 2.5), scale=st.floats(0.01, 100.0))
 def test_relu_positive_homogeneity(x, depth, w_std, scale) -> None:
     # With b_std = 0 every ReLU layer map is positively homogeneous of degree 1 in the covariance
-    # (Cho & Saul 2009, eq. 6), so scaling the inputs by c scales both kernels by c^2.
+    # (Cho & Saul 2009), so scaling the inputs by c scales both kernels by c^2.
     kernel_fn = mlp(depth, "relu", w_std, 0.0)
     base, scaled = kernel_fn(x), kernel_fn(scale * x)
     np.testing.assert_allclose(scaled.nngp, scale**2 * base.nngp, rtol=1e-9, atol=1e-300)

@@ -21,7 +21,7 @@ _TWO_PI = 2.0 * math.pi
 
 
 def relu_pair(c: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Arc-cosine kernels of degree 1 and 0 (Cho & Saul (2009), eq. 6 with n = 1 and n = 0):
+    """Arc-cosine kernels of degree 1 and 0 (Cho & Saul (2009), sec. 2: J_1 and J_0):
     E[relu(u) relu(v)] = sqrt(q1 q2) / (2 pi) (sin t + (pi - t) cos t), E[step(u) step(v)] = (pi - t) / (2 pi),
     with cos t = c / sqrt(q1 q2)."""
     # sqrt(q1 q2) per entry (not sqrt(q1) sqrt(q2)): sqrt(fl(q^2)) == q exactly, so an input paired with itself
@@ -43,13 +43,14 @@ def relu_pair(c: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> tuple[np.ndarray
 
 
 def relu_diag(q: np.ndarray) -> np.ndarray:
-    """E[relu(u)^2] = q / 2 (Cho & Saul (2009), eq. 6 at t = 0)."""
+    """E[relu(u)^2] = q / 2 (Cho & Saul (2009), J_1 at t = 0)."""
     return 0.5 * q
 
 
 def erf_pair(c: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Williams (1997), eq. 11: E[erf(u) erf(v)] = 2/pi arcsin(2c / sqrt((1 + 2 q1)(1 + 2 q2))); its derivative
-    in c (Price's theorem) gives E[erf'(u) erf'(v)] = 4/pi / sqrt((1 + 2 q1)(1 + 2 q2) - 4 c^2)."""
+    """Williams (1997), "Computing with infinite networks":
+    E[erf(u) erf(v)] = 2/pi arcsin(2c / sqrt((1 + 2 q1)(1 + 2 q2))); its derivative in c (Price's theorem) gives
+    E[erf'(u) erf'(v)] = 4/pi / sqrt((1 + 2 q1)(1 + 2 q2) - 4 c^2)."""
     denom = np.sqrt((1.0 + 2.0 * q1) * (1.0 + 2.0 * q2))
     ratio = np.multiply(c, 2.0, out=c)
     ratio /= denom
@@ -65,7 +66,7 @@ def erf_pair(c: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> tuple[np.ndarray,
 
 
 def erf_diag(q: np.ndarray) -> np.ndarray:
-    """Williams (1997), eq. 11 at u = v."""
+    """Williams (1997) at u = v."""
     return (2.0 / math.pi) * np.arcsin(2.0 * q / (1.0 + 2.0 * q))
 
 

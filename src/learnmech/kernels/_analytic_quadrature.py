@@ -16,7 +16,7 @@ So (following the polar/"angular" form of Cho & Saul (2009), sec. 2, used there 
    small r and is resolved there; smooth parts converge exponentially (Trefethen & Weideman (2014), "The
    exponentially convergent trapezoidal rule", SIAM Review 56).
 
-The derivative kernel E[phi'(u) phi'(v)] (needed by the NTK, Jacot et al. (2018), eq. 5) uses the same rule.
+The derivative kernel E[phi'(u) phi'(v)] (needed by the NTK, Jacot et al. (2018), thm. 1) uses the same rule.
 
 Measured accuracy (against the ReLU/erf/GELU closed forms, tests/test_kernels_analytic.py): <= 2e-9 relative
 for variances up to 30, <= 3e-7 at any variance (up to 1e12) for kinked/near-kinked activations and their

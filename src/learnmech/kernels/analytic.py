@@ -5,14 +5,14 @@ neural-tangents 0.6.5 returns for ``stax.serial(*[Dense(width, W_std, b_std, par
 Dense(1, W_std, b_std, parameterization))``:
 
 - input layer: the input covariance is x1 . x2 / d (inputs of shape (n, d)), and the NTK starts at 0;
-- ``Dense`` in NTK parameterization (Jacot, Gabriel & Hongler (2018), eq. 5 / Lee et al. (2019), eq. 13):
+- ``Dense`` in NTK parameterization (Jacot, Gabriel & Hongler (2018), thm. 1; Lee et al. (2019), sec. 2):
   K <- W_std^2 K + b_std^2 and Theta <- K_new + W_std^2 Theta;
 - ``Dense`` in standard parameterization (Sohl-Dickstein, Novak, Schoenholz & Lee (2020), "On the infinite
-  width limit of neural networks with a standard parameterization", eq. 4, as neural-tangents implements it):
+  width limit of neural networks with a standard parameterization", as neural-tangents' ``Dense`` implements it):
   Theta <- n_in K_old + W_std^2 Theta + 1 (the 1 is the bias gradient; n_in = d for the first layer and
   ``width`` after it), K <- W_std^2 K + b_std^2;
 - activation: K <- E[phi(u) phi(v)] and Theta <- Theta * E[phi'(u) phi'(v)], (u, v) ~ N(0, K)
-  (Neal (1996); Lee et al. (2018), eq. 4; Jacot et al. (2018), thm. 1).
+  (Neal (1996); Lee et al. (2018), sec. 2; Jacot et al. (2018), thm. 1).
 
 The recursion is elementwise in the (n1, n2) block once the per-input variances of every layer are known, so
 the variances are computed first (O(n L)) and then each tile of the block runs through all layers while it sits
@@ -208,7 +208,8 @@ def _preactivation_variances(
 ) -> np.ndarray:
     """Pre-activation variances of every hidden layer, (layers, n), computed in float64, returned as ``work``.
 
-    q_1 = W^2 var + b^2 and q_{l+1} = W^2 E[phi(u)^2] + b^2 with u ~ N(0, q_l) (Poole et al. (2016), eq. 3).
+    q_1 = W^2 var + b^2 and q_{l+1} = W^2 E[phi(u)^2] + b^2 with u ~ N(0, q_l) (Poole et al. (2016), the
+    "length map").
     Clamped at sqrt(smallest positive float) so that a zero input (with b_std = 0) gives correlation 0, not NaN.
     """
     q = np.asarray(var, dtype=np.float64)
