@@ -214,9 +214,9 @@ CLAIM = Claim(
         "theory says the test loss of MLPs with N trainable parameters trained on D examples of a power-law task "
         "follows L = E + A/N^alpha + B/D^beta, so a fit on the smaller runs predicts the largest N and D"
     ),
-    quick={**_COMMON, "widths": [4, 8, 16, 32, 64], "data_sizes": [64, 128, 256, 512, 1024], "seeds": 3,
+    quick={**_COMMON, "widths": [4, 8, 16, 32, 64], "data_sizes": [128, 256, 512, 1024, 2048], "seeds": 3,
            "steps": 1000, "n_bootstrap": 200, "start_stride": 2},
-    full={**_COMMON, "widths": [4, 8, 16, 32, 64, 128], "data_sizes": [64, 128, 256, 512, 1024, 2048], "seeds": 6,
-          "steps": 2000, "n_bootstrap": 1000, "start_stride": 1},
+    full={**_COMMON, "widths": [4, 8, 16, 32, 64, 128], "data_sizes": [128, 256, 512, 1024, 2048, 4096], "seeds": 4,
+          "steps": 1500, "n_bootstrap": 1000, "start_stride": 1},
     run=run,
 )

@@ -35,7 +35,7 @@ import torch
 
 from .._checks import positive_float, positive_int
 from .._seed import rng as make_rng
-from .._seed import torch_generator
+from ..hyper.training import single_threaded
 
 __all__ = ["PowerLawTask", "TeacherTask", "make_task", "make_teacher_task", "mlp_parameter_count", "train_mlps",
            "train_random_feature_mlp"]
@@ -220,6 +220,14 @@ def train_mlps(task: TeacherTask, widths: Sequence[int], n_train: int, *, steps:
     lr = positive_float(lr, "lr")
     if n_train > task.x_train.shape[0]:
         raise ValueError(f"n_train {n_train} exceeds the task's {task.x_train.shape[0]} training examples")
+    # many small matrix products: one torch thread is faster than a pool waiting on a shared CPU (see hyper)
+    with single_threaded():
+        return _train_mlps(task, widths, n_train, steps, lr, eval_every, seed)
+
+
+def _train_mlps(task: TeacherTask, widths: list[int], n_train: int, steps: int, lr: float, eval_every: int,
+                seed: int) -> list[dict[str, float]]:
+    """The body of :func:`train_mlps` (arguments already checked)."""
     input_dim = task.x_train.shape[1]
     x, y = task.x_train[:n_train], task.y_train[:n_train]
 
@@ -229,8 +237,10 @@ def train_mlps(task: TeacherTask, widths: Sequence[int], n_train: int, *, steps:
     block = torch.zeros(total_units, len(widths))
     for j in range(len(widths)):
         block[offsets[j]:offsets[j + 1], j] = 1.0
-    generator = torch_generator(seed)
-    shared_init = torch.randn(input_dim, max(widths), generator=generator) / math.sqrt(input_dim)
+    # one row per unit from numpy's sequential stream, so the first N units are the same whatever the widest width
+    # is (torch.randn's vectorised path does not have that prefix property)
+    rows = make_rng(seed).normal(size=(max(widths), input_dim))
+    shared_init = torch.tensor(rows.T / math.sqrt(input_dim), dtype=torch.float32)
     first = torch.cat([shared_init[:, :w] for w in widths], dim=1).requires_grad_()
     bias = torch.zeros(total_units, requires_grad=True)
     readout = torch.zeros(total_units, requires_grad=True)
