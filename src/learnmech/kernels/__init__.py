@@ -2,7 +2,8 @@
 the infinite-width training dynamics (gradient flow on MSE, NNGP posterior)."""
 
 from .analytic import Kernel, mlp
-from .dynamics import gradient_flow, nngp_posterior
-from .empirical import empirical_ntk
+from .dynamics import FlowPrediction, Posterior, gradient_flow, nngp_posterior, train_mse_gd
+from .empirical import empirical_ntk, ensemble_outputs, mlp_network
 
-__all__ = ["Kernel", "mlp", "empirical_ntk", "gradient_flow", "nngp_posterior"]
+__all__ = ["Kernel", "mlp", "empirical_ntk", "mlp_network", "ensemble_outputs", "gradient_flow", "nngp_posterior",
+           "FlowPrediction", "Posterior", "train_mse_gd"]
