@@ -15,6 +15,7 @@ Spectra of weights (``esd_alpha``), neural collapse, kernels and representations
     obs.to_frame()                                                  # step, metric, layer, value, error
 """
 
+from . import tasks
 from .collapse import NeuralCollapse, neural_collapse
 from .esd import PowerLawFit, esd_alpha, layer_alphas, power_law_fit, spectral_density
 from .gradients import NoiseScale, gradient_noise_scale
@@ -44,6 +45,7 @@ __all__ = [
     "Observer",
     "PowerLawFit",
     "TraceEstimate",
+    "tasks",
     "centered_gram",
     "cka",
     "esd_alpha",
