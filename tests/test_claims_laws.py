@@ -41,20 +41,79 @@ def test_chinchilla_fit_quick_reproduces_epoch_and_not_hoffmann():
     assert result.metrics["n_points"] == 240
 
 
-def test_mlp_scaling_quick_agrees():
+def test_mlp_scaling_quick_trains_real_mlps_and_predicts_held_out_runs():
     claim = get("mlp-scaling")
-    result = claim.run(claim.config(quick=True), 0)
+    config = claim.config(quick=True)
+    assert config["model"] == "mlp"  # the default is the fully trained MLP
+    result = claim.run(config, 0)
     _well_formed(result)
-    assert result.verdict == "agrees"
+    assert result.metrics["model"] == "mlp"
     assert result.metrics["n_held_out_runs"] == 9 and result.metrics["n_fitted_runs"] == 16
     assert set(result.prediction) == set(result.measurement)
+    # N counts every trainable parameter of the d=8 MLP: width * (8 + 2) + 1
+    assert result.metrics["parameters"] == [41.0, 81.0, 161.0, 321.0, 641.0]
+    # the widest net's held-out losses fall with D, and the fit's floor E is the label noise (theory: E = noise^2)
+    widest = [result.measurement[f"N=641,D={d}"] for d in config["data_sizes"]]
+    assert all(b < a for a, b in zip(widest, widest[1:], strict=False))
+    assert 0.3 * config["noise"] ** 2 < result.metrics["fit"]["E"] < 3 * config["noise"] ** 2
+    # sigma is the stated seed + bootstrap spread: every z is the log-ratio over it
+    for name, z in result.metrics["held_out_z"].items():
+        sigma = (result.metrics["held_out_seed_sigma"][name] ** 2 + result.metrics["held_out_fit_sigma"][name] ** 2)
+        assert z == pytest.approx(result.metrics["held_out_log_ratio"][name] / sigma**0.5)
+    assert result.error == pytest.approx(max(abs(z) for z in result.metrics["held_out_z"].values()))
+
+
+def test_mlp_scaling_random_feature_variant_agrees():
+    # the solvable regime (ridge readout on Maloney et al.'s task), where theory derives L(N, D)
+    claim = get("mlp-scaling")
+    result = claim.run(claim.config(quick=True, **mlp_module.RANDOM_FEATURES), 0)
+    _well_formed(result)
+    assert result.metrics["model"] == "random_features" and result.verdict == "agrees"
+    assert result.metrics["parameters"] == [17.0, 33.0, 65.0, 129.0, 257.0]  # readout + bias
     assert result.metrics["max_abs_log_ratio"] < 0.3
+
+
+def test_mlp_scaling_bad_model_is_refused():
+    claim = get("mlp-scaling")
+    with pytest.raises(ValueError, match="model"):
+        claim.run(claim.config(quick=True, model="transformer"), 0)
+
+
+_TINY_MLP = {"widths": [2, 3, 4, 6], "data_sizes": [16, 24, 32, 48], "seeds": 2, "steps": 30, "n_val": 64,
+             "n_test": 64, "n_bootstrap": 20}
 
 
 def test_mlp_scaling_runs_are_cached_and_resume(tmp_path, monkeypatch):
     claim = get("mlp-scaling")
-    config = claim.config(quick=True, widths=[8, 16, 32, 64], data_sizes=[16, 32, 64, 128], seeds=2,
-                          n_bootstrap=20, input_dim=64, n_test=200)
+    config = claim.config(quick=True, **_TINY_MLP)
+    runs = []
+    original = mlp_module.train_mlps
+
+    def counting(task, widths, n_train, **kwargs):
+        runs.extend((w, n_train) for w in widths)
+        return original(task, widths, n_train, **kwargs)
+
+    monkeypatch.setattr(mlp_module, "train_mlps", counting)
+    set_cache_path(tmp_path / "cache.db")
+    try:
+        first = claim.run(config, 0)
+        assert len(runs) == 4 * 4 * 2
+        second = claim.run(config, 0)
+        assert len(runs) == 32  # every run came from the cache
+        assert second.measurement == first.measurement
+        changed = claim.run({**config, "lr": 3e-2}, 0)  # a different training recipe is a different key
+        assert len(runs) == 64 and changed.measurement != first.measurement
+        claim.run({**config, "ridge": 1.0}, 0)  # a random-feature-only key does not split the MLP cache
+        assert len(runs) == 64
+    finally:
+        set_cache_path(None)
+
+
+def test_mlp_scaling_random_feature_runs_are_cached(tmp_path, monkeypatch):
+    claim = get("mlp-scaling")
+    config = claim.config(quick=True, **{**mlp_module.RANDOM_FEATURES, "widths": [8, 16, 32, 64],
+                                         "data_sizes": [16, 32, 64, 128], "seeds": 2, "n_bootstrap": 20,
+                                         "rf_input_dim": 64, "n_test": 200})
     calls = []
     original = mlp_module.train_random_feature_mlp
 
@@ -67,9 +126,7 @@ def test_mlp_scaling_runs_are_cached_and_resume(tmp_path, monkeypatch):
     try:
         first = claim.run(config, 0)
         assert len(calls) == 4 * 4 * 2
-        second = claim.run(config, 0)
-        assert len(calls) == 32  # every run came from the cache
-        assert second.measurement == first.measurement
+        assert claim.run(config, 0).measurement == first.measurement and len(calls) == 32
         changed = claim.run({**config, "ridge": 1e-2}, 0)  # a different task is a different key
         assert len(calls) == 64 and changed.measurement != first.measurement
     finally:

@@ -241,24 +241,24 @@ def _train_mlps(task: TeacherTask, widths: list[int], n_train: int, steps: int, 
     # is (torch.randn's vectorised path does not have that prefix property)
     rows = make_rng(seed).normal(size=(max(widths), input_dim))
     shared_init = torch.tensor(rows.T / math.sqrt(input_dim), dtype=torch.float32)
-    first = torch.cat([shared_init[:, :w] for w in widths], dim=1).requires_grad_()
-    bias = torch.zeros(total_units, requires_grad=True)
-    readout = torch.zeros(total_units, requires_grad=True)
+    # one row per unit: [first-layer weights (d), bias, readout]; few large tensors keep the per-step overhead low
+    units = torch.zeros(total_units, input_dim + 2)
+    units[:, :input_dim] = torch.cat([shared_init[:, :w] for w in widths], dim=1).T
+    units.requires_grad_()
     offset = torch.zeros(len(widths), requires_grad=True)
-    params = [first, bias, readout, offset]
 
     def outputs(inputs: torch.Tensor) -> torch.Tensor:
         """(n, len(widths)) predictions of every width's network."""
-        return (torch.relu(inputs @ first + bias) * readout) @ block + offset
+        hidden = torch.relu(inputs @ units[:, :input_dim].T + units[:, input_dim])
+        return (hidden * units[:, input_dim + 1]) @ block + offset
 
     def mse(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return ((outputs(inputs) - targets[:, None]) ** 2).mean(dim=0)
 
-    optimizer = torch.optim.Adam(params, lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1.0 - k / steps)
+    optimizer = torch.optim.Adam([units, offset], lr=lr)
     best_val = torch.full((len(widths),), float("inf"))
     best_step = torch.zeros(len(widths))
-    best = [p.detach().clone() for p in params]
+    best_units, best_offset = units.detach().clone(), offset.detach().clone()
     unit_of = block.argmax(dim=1)  # the width each unit belongs to
     diverged_at = None
     for k in range(steps + 1):
@@ -271,21 +271,18 @@ def _train_mlps(task: TeacherTask, widths: list[int], n_train: int, steps: int, 
                 improved = val < best_val
                 best_val = torch.where(improved, val, best_val)
                 best_step = torch.where(improved, torch.tensor(float(k)), best_step)
-                unit_improved = improved[unit_of]
-                best[0] = torch.where(unit_improved[None, :], first, best[0])
-                best[1] = torch.where(unit_improved, bias, best[1])
-                best[2] = torch.where(unit_improved, readout, best[2])
-                best[3] = torch.where(improved, offset, best[3])
+                best_units = torch.where(improved[unit_of][:, None], units, best_units)
+                best_offset = torch.where(improved, offset, best_offset)
         if k == steps:
             break
+        optimizer.param_groups[0]["lr"] = lr * (1.0 - k / steps)  # linear decay to 0
         optimizer.zero_grad(set_to_none=True)
         # sum over widths: the blocks share no parameters, so each width gets its own loss's gradient
         mse(x, y).sum().backward()
         optimizer.step()
-        schedule.step()
     with torch.no_grad():
-        for p, b in zip(params, best, strict=True):
-            p.copy_(b)
+        units.copy_(best_units)
+        offset.copy_(best_offset)
         test, train = mse(task.x_test, task.y_test), mse(x, y)
     return [
         {"test_loss": float(test[j]), "val_loss": float(best_val[j]), "train_loss": float(train[j]),
