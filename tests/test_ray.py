@@ -47,7 +47,9 @@ def ray_cluster():
     log = open(Path(temp_dir) / "ray-start.log", "w")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen(
         [str(ray_exe), "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
-         "--include-dashboard", "false", "--temp-dir", temp_dir, "--disable-usage-stats"],
+         "--include-dashboard", "false", "--temp-dir", temp_dir, "--disable-usage-stats",
+         # free ports instead of Ray's fixed defaults, so this cluster can coexist with another one on the machine
+         "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port())],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     try:
