@@ -7,6 +7,12 @@ a_k^2 ~ k^-(1+a)), several widths and seeds per D. N is the number of trainable 
 D the number of training examples. This is the default because it is the experiment the claim is about: real
 networks whose features are learned, not a solvable proxy.
 
+Grid: D starts at 128 = 16 d. A first run from D = 64 (8 examples per input dimension) failed (quick: max |z| 3.7,
+full: 3.8): there the test loss is still ~0.5 of the target variance and drops 3.7x on doubling D (a
+sample-complexity threshold, not a power law; the law has no term for saturation at the trivial loss 1), which
+bent the fitted D-exponent and floor. This cut was made after seeing that run and is stated as such; the fitted
+floor E is reported next to the irreducible noise^2 so a reader can judge the fit.
+
 Variant ``"random_features"`` (config ``model``; :data:`RANDOM_FEATURES` holds its original settings): only the
 readout of a random-feature MLP is trained, in closed form (ridge), on the linear power-law task of Maloney,
 Roberts & Sully (2022) (:func:`~learnmech.laws.experiment.train_random_feature_mlp`); N = width + 1 trainable
