@@ -142,6 +142,7 @@ def _solvable_cases() -> list[Case]:
         Case("solvable.power_law_spectrum", "num_modes", "0", lambda: solvable.power_law_spectrum(0, 1.5),
              "num_modes"),
         Case("solvable.ridge_risk", "ridge", "-1", lambda: solvable.ridge_risk(0.5, ridge=-1.0), "ridge"),
+        Case("solvable.ridge_risk", "gamma", "-0.5", lambda: solvable.ridge_risk(-0.5), "gamma"),
     ]
 
 
@@ -199,6 +200,16 @@ def _observe_cases() -> list[Case]:
              lambda: observe.sharpness(_net(), _mse, (x_batch, y_batch), max_iter=0), "max_iter"),
         Case("observe.sharpness", "batch", "NaN inputs",
              lambda: observe.sharpness(_net(), _mse, (x_batch * NAN, y_batch)), "batch"),
+        Case("observe.gradient_noise_scale", "n_groups", "0",
+             lambda: observe.gradient_noise_scale(_net(), _mse, (x_batch, y_batch), n_groups=0), "n_groups"),
+        Case("observe.gradient_noise_scale", "batch", "fewer examples than n_groups",
+             lambda: observe.gradient_noise_scale(_net(), _mse, (x_batch, y_batch), n_groups=100), "batch"),
+        Case("observe.hessian_trace", "n_samples", "0",
+             lambda: observe.hessian_trace(_net(), _mse, (x_batch, y_batch), n_samples=0), "n_samples"),
+        Case("observe.cka", "y", "4 rows for x's 5", lambda: observe.cka(_x(5, 3), _x(4, 3)), "rows"),
+        Case("observe.cka", "x", "NaN entries", lambda: observe.cka(_x(5, 3) * NAN, _x(5, 3)), "x"),
+        Case("observe.power_law_fit", "samples", "negative entry",
+             lambda: observe.power_law_fit(np.array([-1.0, 2.0, 3.0])), "samples"),
         Case("observe.esd_alpha", "weight", "1-D", lambda: observe.esd_alpha(np.ones(10)), "weight"),
         Case("observe.esd_alpha", "weight", "NaN entry", lambda: observe.esd_alpha(_with_nan(_x(40, 30))), "weight"),
         Case("observe.esd_alpha", "weight", "empty (0, 5)", lambda: observe.esd_alpha(np.zeros((0, 5))), "weight"),
@@ -226,6 +237,10 @@ def _hyper_cases() -> list[Case]:
              "model"),
         Case("hyper.parametrize", "output_layer", "no such layer 'nope'",
              lambda: hyper.parametrize(model(), "mup", 16, output_layer="nope"), "output_layer"),
+        Case("hyper.coord_check", "widths", "empty", lambda: hyper.coord_check(lambda w: hyper.mlp(3, w), []),
+             "widths"),
+        Case("hyper.coord_check", "scheme", "unknown 'zz'",
+             lambda: hyper.coord_check(lambda w: hyper.mlp(3, w), [8, 16], scheme="zz"), "scheme"),
     ]
 
 
