@@ -430,3 +430,27 @@ def test_report_and_results_never_create_a_missing_database(tmp_path, capsys):
     assert "--db" in _cli_error(["report", "--db", str(missing), "--out", str(tmp_path / "out")], capsys)
     assert "--db" in _cli_error(["results", "--db", str(missing)], capsys)
     assert not missing.exists()
+
+
+def markdown_rows() -> str:
+    """The Python-API rows of docs/bad-inputs.md, from a real run of every case."""
+    rows = []
+    for case in all_cases():
+        status = "ok"
+        try:
+            case.call()
+            got, status = "**no error**", "GAP"
+        except ValueError as exc:
+            got = "ValueError: " + str(exc).splitlines()[0][:140]
+            status = "ok" if case.names in str(exc) else "GAP"
+        except Exception as exc:  # noqa: BLE001 - the table reports whatever escapes
+            got, status = f"**{type(exc).__name__}**: {str(exc).splitlines()[0][:120] if str(exc) else ''}", "GAP"
+        if case.id in KNOWN_GAPS:
+            status = "known gap (xfail)"
+        cells = [f"`{case.function}`", f"`{case.argument}`", case.bad, got, status]
+        rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # LEARNMECH_CLAIM_MODULES=toy_claims PYTHONPATH=tests python tests/test_bad_input.py
+    print(markdown_rows())
