@@ -269,10 +269,7 @@ def all_cases() -> list[Case]:
 
 
 #: id -> what happens instead of a ValueError naming the argument (reported to the strand owners, see the report).
-KNOWN_GAPS: dict[str, str] = {
-    "kernels.empirical_ntk[x1: 5 features for a 3-input net]":
-        "torch's RuntimeError 'mat1 and mat2 shapes cannot be multiplied (2x5 and 3x8)' escapes; it names no argument",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _params() -> list:

@@ -418,7 +418,12 @@ def empirical_ntk(
         raise ValueError(f"x2 must have the same per-input shape as x1 {tuple(a.shape[1:])}, "
                          f"got {tuple(b.shape[1:])}")
     probe = a[:2] if a.shape[0] >= 2 or b is None else torch.cat([a[:1], b[:1]])
-    computer = _NTKComputer(model, torch_dtype, implementation, probe)
+    try:
+        computer = _NTKComputer(model, torch_dtype, implementation, probe)
+    except RuntimeError as exc:  # e.g. a feature count the model's first layer does not accept
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"x1: the model cannot be applied to inputs of per-input shape {tuple(a.shape[1:])} "
+                         f"({first_line})") from None
 
     chunks1 = [a[i:i + batch_size] for i in range(0, a.shape[0], batch_size)]
     symmetric = b is None
