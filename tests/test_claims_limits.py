@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from learnmech.claims import Panel, Result, get, registry
 from learnmech.kernels import mlp
@@ -15,13 +14,6 @@ from learnmech.kernels import mlp
 LIMITS = ("ntk-convergence", "wide-net-dynamics", "nngp-posterior")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one torch thread is faster, and avoids OpenMP spinning on the shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

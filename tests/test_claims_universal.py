@@ -28,13 +28,6 @@ from learnmech.observe.tasks import (
 UNIVERSAL = ("edge-of-stability", "neural-collapse", "grokking", "heavy-tails")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The machine is shared: one intra-op thread avoids oversubscription; restored for other test modules.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,6 @@ from learnmech.kernels.dynamics import train_mse_gd
 from learnmech.kernels.empirical import mlp_network
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one torch thread is faster, and avoids OpenMP spinning on the shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _problem(n: int = 6, m: int = 3, k: int = 2, rank: int | None = None, seed: int = 0) -> dict:
     """A consistent joint kernel (a Gram matrix) over train+test, targets and initial outputs."""
     gen = np.random.default_rng(seed)

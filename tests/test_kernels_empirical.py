@@ -18,13 +18,6 @@ from learnmech.kernels.empirical import ensemble_outputs, mlp_network
 TOL = 1e-10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one torch thread is faster, and avoids OpenMP spinning on the shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _inputs(n: int, *shape: int, seed: int = 0) -> torch.Tensor:

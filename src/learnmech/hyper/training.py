@@ -6,8 +6,6 @@ to *use* a parametrization (``parametrize`` returns param groups that any traini
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +14,7 @@ from torch import nn
 
 from .._checks import positive_float, positive_int
 from .._seed import torch_generator
+from .._threads import single_threaded  # noqa: F401  (re-exported by learnmech.hyper)
 
 
 def half_mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -100,19 +99,3 @@ def train(
         loss.backward()
         optimizer.step()
     return TrainRun(losses, None)
-
-
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run the block with one torch intra-op thread, then restore the previous count.
-
-    The hyper strand's runs are many tiny matrix products whose cost is per-op overhead; with the CPU shared by
-    several processes, torch's thread pool then spends its time waiting on busy cores (measured 10-100x slower
-    with 2 threads on a loaded 2-core machine), so one thread is both faster and polite.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

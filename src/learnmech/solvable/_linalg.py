@@ -7,22 +7,10 @@ work; multi-threaded BLAS then spends most of its time spinning (we measured a 4
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 
-
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run torch ops inside the block on one intra-op thread, restoring the previous setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+from .._threads import single_threaded
 
 
 def solve_psd(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
