@@ -13,6 +13,10 @@ from pathlib import Path
 
 PEERS = Path(__file__).resolve().parent / ".peers"
 
+#: neural-tangents 0.6.5's venv, shared by every benchmark that uses it. jax 0.4.23 predates numpy 2 (it imports a
+#: removed function) and scipy 1.13 (``nt.predict`` needs ``scipy.linalg.tril``), hence the two caps.
+NT_REQUIREMENTS = ["neural-tangents==0.6.5", "jax==0.4.23", "jaxlib==0.4.23", "numpy<2", "scipy<1.13"]
+
 
 def peer_python(name: str, requirements: list[str]) -> Path:
     """Path to the python of peer venv ``name`` with ``requirements`` installed (created once; a file lock

@@ -31,13 +31,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peers import run_peer  # noqa: E402
+from _peers import NT_REQUIREMENTS, run_peer  # noqa: E402
 
 from learnmech.kernels import empirical_ntk  # noqa: E402
 from learnmech.kernels.empirical import mlp_network  # noqa: E402
 
 PEER = "nt"
-REQUIREMENTS = ["neural-tangents==0.6.5", "jax==0.4.23", "jaxlib==0.4.23"]
+REQUIREMENTS = NT_REQUIREMENTS
 IN_DIM, HIDDEN_LAYERS, WIDTH, W_STD, B_STD = 32, 3, 1024, math.sqrt(2.0), 0.1
 TARGET_RATIO = 1.0
 AGREEMENT_RTOL = 1e-5

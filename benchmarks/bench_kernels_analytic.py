@@ -30,13 +30,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from _peers import peer_python  # noqa: E402
+from _peers import NT_REQUIREMENTS, peer_python  # noqa: E402
 
 from learnmech.kernels import mlp  # noqa: E402
 
 # Shared with the other engineers' benchmarks: keep this list identical ("numpy<2" is needed: jax 0.4.23 uses
 # np.trapz, removed in numpy 2).
-NT_REQUIREMENTS = ["neural-tangents==0.6.5", "jax==0.4.23", "jaxlib==0.4.23", "numpy<2"]
 N, D, DEPTH, W_STD, B_STD = 2048, 784, 10, 1.4, 0.1
 ACTIVATIONS = ("relu", "erf", "gelu")
 REPEATS = 5

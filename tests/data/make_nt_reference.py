@@ -2,8 +2,8 @@
 
 Run with the neural-tangents peer python (never learnmech's venv):
 
-    python -c "import sys; sys.path.insert(0, 'benchmarks'); from _peers import peer_python; \\
-        print(peer_python('nt', NT_REQUIREMENTS))"      # see benchmarks/bench_kernels_analytic.py
+    python -c "import sys; sys.path.insert(0, 'benchmarks'); from _peers import NT_REQUIREMENTS, peer_python; \\
+        print(peer_python('nt', NT_REQUIREMENTS))"      # creates benchmarks/.peers/nt once
     benchmarks/.peers/nt/bin/python tests/data/make_nt_reference.py tests/data/nt_reference.json
 
 Inputs are drawn here from a fixed seed and stored in the JSON next to the kernels, so the test needs neither
