@@ -34,8 +34,6 @@ from _peers import NT_REQUIREMENTS, peer_python  # noqa: E402
 
 from learnmech.kernels import mlp  # noqa: E402
 
-# Shared with the other engineers' benchmarks: keep this list identical ("numpy<2" is needed: jax 0.4.23 uses
-# np.trapz, removed in numpy 2).
 N, D, DEPTH, W_STD, B_STD = 2048, 784, 10, 1.4, 0.1
 ACTIVATIONS = ("relu", "erf", "gelu")
 REPEATS = 5
