@@ -35,7 +35,7 @@ import torch
 
 from .._checks import positive_float, positive_int
 from .._seed import rng as make_rng
-from ..hyper.training import single_threaded
+from .._threads import single_threaded
 
 __all__ = ["PowerLawTask", "TeacherTask", "make_task", "make_teacher_task", "mlp_parameter_count", "train_mlps",
            "train_random_feature_mlp"]
@@ -220,7 +220,7 @@ def train_mlps(task: TeacherTask, widths: Sequence[int], n_train: int, *, steps:
     lr = positive_float(lr, "lr")
     if n_train > task.x_train.shape[0]:
         raise ValueError(f"n_train {n_train} exceeds the task's {task.x_train.shape[0]} training examples")
-    # many small matrix products: one torch thread is faster than a pool waiting on a shared CPU (see hyper)
+    # many small matrix products: one torch thread is faster than a pool waiting on a shared CPU (see _threads)
     with single_threaded():
         return _train_mlps(task, widths, n_train, steps, lr, eval_every, seed)
 
