@@ -9,7 +9,15 @@
 """
 
 from .data import drop_highest, find_data_file, load_chinchilla
-from .experiment import PowerLawTask, make_task, train_random_feature_mlp
+from .experiment import (
+    PowerLawTask,
+    TeacherTask,
+    make_task,
+    make_teacher_task,
+    mlp_parameter_count,
+    train_mlps,
+    train_random_feature_mlp,
+)
 from .fit import (
     PARAMETER_NAMES,
     ComputeOptimal,
@@ -38,6 +46,10 @@ __all__ = [
     "BrokenPowerLawFit",
     "PowerLawFit",
     "PowerLawTask",
+    "TeacherTask",
+    "make_teacher_task",
+    "mlp_parameter_count",
+    "train_mlps",
     "make_task",
     "train_random_feature_mlp",
     "compare_power_laws",
