@@ -1,27 +1,28 @@
 """Numerical dual activations E[phi(u) phi(v)] for activations without a closed form (tanh, any callable).
 
-The expectation is over a centred bivariate Gaussian (u, v) with variances q1, q2 and covariance c. Naive
-Gauss-Hermite on the raw scale fails twice over for deep nets: the variances can be astronomically large
-(W_std = 2 doubles them every ReLU-like layer) and kinked or nearly kinked activations are not polynomials.
-So (following the polar/"angular" form of Cho & Saul (2009), sec. 2, used there for the arc-cosine kernel):
+The expectation is over a centred bivariate Gaussian (u, v) with variances q1, q2 and covariance c. Two length
+scales meet: the Gaussian's, s = sqrt(q), which deep nets make astronomically large (W_std = 2 doubles q every
+ReLU-like layer), and the activation's own, ~1, on which it (or its derivative) has its kink, step or bump at 0.
+Naive Gauss-Hermite on the Gaussian scale misses the second whenever s >> 1. So:
 
-1. rescale by the standard deviations: u = s1 r cos(t), v = s2 r cos(t - a), with z = r (cos t, sin t) a
-   standard 2-D normal, s_i = sqrt(q_i) and cos(a) = rho = c / (s1 s2). Then
-   E[phi(u) phi(v)] = 1/(2 pi) int_0^{2 pi} dt int_0^inf r exp(-r^2/2) phi(u) phi(v) dr.
-2. split the angle at the four rays where u = 0 or v = 0: inside each sector the signs of u and v are fixed,
-   so an activation that is kinked (or steep) only at 0 is smooth there.
-3. integrate each sector with the tanh-sinh rule (Takahasi & Mori 1974), which clusters nodes
-   double-exponentially towards the sector's edges, and the radius with tanh-sinh near 0 plus Gauss-Legendre
-   on the bulk. A near-kink of width 1/s (tanh at huge variance, softplus, SiLU) sits next to an edge or at
-   small r and is resolved there; smooth parts converge exponentially (Trefethen & Weideman (2014), "The
-   exponentially convergent trapezoidal rule", SIAM Review 56).
+1. conditional form: with x, z independent standard normals and rho = c / sqrt(q1 q2),
+   u = s1 x and v = s2 (rho x + sqrt(1 - rho^2) z), hence
+   E[phi(u) phi(v)] = E_x[ phi(s1 x) E_z[ phi(m + tau z) ] ], m = s2 rho x, tau = s2 sqrt(1 - rho^2).
+   This stays well defined as rho -> +-1 (tau -> 0), where the 2-D Gaussian degenerates.
+2. each 1-D Gaussian integral is a composite Gauss-Legendre rule on a mesh in the original coordinate: uniform
+   panels of width BULK_PANEL over [-TAIL, TAIL] (the Gaussian's own scale) merged with a geometrically graded
+   mesh (ratio GRADING) around the point where the activation's argument vanishes (x = 0 for the outer
+   integral, z0 = -m / tau for the inner one), whose smallest panel is the width w of the activation's feature
+   seen in that coordinate (outer: min(1/s1, max(1, tau) / (s2 |rho|)); inner: 1/tau). A graded mesh resolves
+   every scale between w and 1 with a fixed number of nodes per panel, and the error of Gauss-Legendre on a
+   panel [a, g a] next to a singularity at distance ~w << a decays like ((g+1)/(g-1) + ...)^(-2n) whatever
+   the scale (Schwab (1998), "p- and hp-finite element methods", sec. 3.3; Babuska & Guo, geometric meshes).
+   Grading stops at MIN_PANEL: a panel narrower than that carries < MIN_PANEL of the Gaussian mass, so
+   resolving it further cannot change the result beyond that (relative, for bounded phi and phi').
 
-The derivative kernel E[phi'(u) phi'(v)] (needed by the NTK, Jacot et al. (2018), thm. 1) uses the same rule.
+The derivative kernel E[phi'(u) phi'(v)] (needed by the NTK, Jacot et al. (2018), thm. 1) uses the same nodes.
 
-Measured accuracy (against the ReLU/erf/GELU closed forms, tests/test_kernels_analytic.py): <= 2e-9 relative
-for variances up to 30, <= 3e-7 at any variance (up to 1e12) for kinked/near-kinked activations and their
-step-like derivatives. Limit: a derivative that is a narrow *bump* (erf', tanh' = sech^2) at variance >~ 1e3
-sits along the sector edges at every radius and is under-resolved (1.8e-4 at variance 1e4, 14% at 1e12).
+Measured accuracy: see ``dual_pairs``.
 """
 
 from __future__ import annotations
@@ -33,63 +34,83 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-# Tanh-sinh ("double exponential") rule of Takahasi & Mori (1974): trapezoid in x after
-# y = (1 + tanh(pi/2 sinh x)) / 2, which clusters nodes double-exponentially at both ends of [0, 1]. Errors for
-# an integrand analytic in a strip decay like exp(-c / h). Measured against the erf/ReLU/GELU closed forms:
-# (ANGLE_STEP, RADIUS_STEP) = (0.1, 0.15) gives <= 2e-9 relative for variances up to 30 (0.15, 0.2 left 6e-7
-# for erf' at variance 30, a Gaussian bump the angular rule must resolve near the sector edges). x is cut at
-# +-TS_SPAN, where the weights are < 1e-20.
-ANGLE_STEP = 0.1
-RADIUS_STEP = 0.15
-TS_SPAN = 3.3
-# The radius is split at RADIUS_SPLIT: tanh-sinh on [0, RADIUS_SPLIT] resolves near-kinks at small r (a
-# steep activation at huge variance), Gauss-Legendre with RADIUS_GL nodes covers the Gaussian bulk up to
-# RADIUS_MAX, where exp(-RADIUS_MAX^2 / 2) = exp(-60.5) makes the tail negligible for polynomially bounded phi.
-RADIUS_SPLIT = 1.0
-RADIUS_GL = 24
-RADIUS_MAX = 11.0
-# Pairs are processed in chunks so that the (pairs, nodes) work arrays stay a few MB.
+# Mesh parameters. Gauss-Legendre with GL_NODES points per panel is exact for polynomials of degree
+# 2 GL_NODES - 1; on a graded panel [a, GRADING a] whose nearest singularity is at distance ~a from its centre
+# the Bernstein-ellipse parameter is (g + 1)/(g - 1) + sqrt(((g + 1)/(g - 1))^2 - 1) = 3.7 for g = 3, so the
+# error is ~3.7^(-2 GL_NODES) ~ 1e-13 for 12 nodes (Trefethen (2013), "Approximation theory and approximation
+# practice", thm. 19.3). The bulk panels (width 2) integrate the Gaussian density exp(-x^2/2) to ~1e-15 with
+# 12 nodes (its 24th derivative bounded by ~sqrt(24!) against the Gauss-Legendre error constant).
+GL_NODES = 12
+GRADING = 3.0
+BULK_PANEL = 2.0
+# exp(-TAIL^2 / 2) / TAIL = 1e-19: the Gaussian mass beyond +-TAIL is negligible for polynomially bounded phi.
+TAIL = 9.0
+MIN_PANEL = 1e-15
+# Pairs are processed in chunks so that the (pairs, outer nodes, inner nodes) work arrays stay a few MB.
 _NODES_PER_CHUNK = 1_000_000
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@lru_cache(maxsize=8)
-def _tanh_sinh(step: float, span: float = TS_SPAN) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes y in (0, 1) and weights w with sum w f(y) ~ int_0^1 f(y) dy (Takahasi & Mori 1974)."""
-    half = int(np.ceil(span / step))
-    x = np.arange(-half, half + 1) * step
-    u = 0.5 * np.pi * np.sinh(x)
-    y = 0.5 * (1.0 + np.tanh(u))
-    w = 0.25 * step * np.pi * np.cosh(x) / np.cosh(u) ** 2
-    return y, w
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _gauss_legendre(count: int) -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.legendre.leggauss(count)
 
 
-def _radial_nodes(s1: torch.Tensor, s2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pair radii (p, n_rad) and weights (including r exp(-r^2/2)) for int_0^inf f(r) r exp(-r^2/2) dr.
+@lru_cache(maxsize=4)
+def _bulk_breaks() -> np.ndarray:
+    return np.linspace(-TAIL, TAIL, int(round(2 * TAIL / BULK_PANEL)) + 1)
 
-    [0, RADIUS_SPLIT] is cut at 1/s_max and 1/s_min (where u or v reach the activation's own scale, ~1 for
-    every common activation) and each piece gets a tanh-sinh rule; Gauss-Legendre covers the Gaussian bulk.
-    Pieces of zero length (s < 1) get zero weight.
+
+def _grading_levels(width: torch.Tensor) -> torch.Tensor:
+    """Number of graded panels on each side of a feature of ``width`` (in [MIN_PANEL, BULK_PANEL]) so that the
+    coarsest reaches the bulk panel width."""
+    return torch.ceil(torch.log(BULK_PANEL / width) / math.log(GRADING) - 1e-9).to(torch.int64)
+
+
+def _gaussian_rule(centre: torch.Tensor, width: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes and weights (..., n) with sum w f(x) ~ E[f(x)], x ~ N(0, 1), for f smooth except near ``centre``.
+
+    centre, width: (...) tensors; the mesh is graded around ``centre`` with finest panel ``width`` (``levels``
+    panels on each side), merged with the uniform bulk panels over [-TAIL, TAIL]; breakpoints outside are clipped
+    (their panels get zero length, hence zero weight).
     """
-    dtype = s1.dtype
-    y, w = (torch.as_tensor(a, dtype=dtype) for a in _tanh_sinh(RADIUS_STEP))
-    g, gw = (torch.as_tensor(a, dtype=dtype) for a in _gauss_legendre(RADIUS_GL))
-    both = torch.stack([s1, s2], dim=1)
-    inner = both.max(dim=1).values.reciprocal().clamp(max=RADIUS_SPLIT)
-    outer = both.min(dim=1).values.reciprocal().clamp(max=RADIUS_SPLIT)
-    cuts = [torch.zeros_like(inner), inner, outer, torch.full_like(inner, RADIUS_SPLIT)]
-    radii, weights = [], []
-    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
-        length = (hi - lo)[:, None]
-        radii.append(lo[:, None] + length * y)
-        weights.append(length * w)
-    bulk = RADIUS_MAX - RADIUS_SPLIT
-    radii.append((RADIUS_SPLIT + bulk * (g + 1) / 2).expand(len(s1), -1))
-    weights.append((gw * bulk / 2).expand(len(s1), -1))
-    radius, weight = torch.cat(radii, dim=1), torch.cat(weights, dim=1)
-    return radius, weight * radius * torch.exp(-0.5 * radius**2)
+    dtype = centre.dtype
+    bulk = torch.as_tensor(_bulk_breaks(), dtype=dtype).expand(*centre.shape, -1)
+    ratios = GRADING ** torch.arange(levels, dtype=dtype)
+    offsets = width[..., None] * torch.cat([-ratios, ratios.new_zeros(1), ratios])
+    breaks = torch.cat([bulk, centre[..., None] + offsets], dim=-1).clamp_(-TAIL, TAIL)
+    breaks, _ = torch.sort(breaks, dim=-1)
+    g, gw = (torch.as_tensor(a, dtype=dtype) for a in _gauss_legendre(GL_NODES))
+    half = 0.5 * (breaks[..., 1:] - breaks[..., :-1])
+    mid = 0.5 * (breaks[..., 1:] + breaks[..., :-1])
+    nodes = (mid[..., None] + half[..., None] * g).flatten(-2)
+    weights = (half[..., None] * gw).flatten(-2) * torch.exp(-0.5 * nodes * nodes) * _INV_SQRT_2PI
+    return nodes, weights
+
+
+def _dual_group(
+    fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    s1: torch.Tensor,
+    s2: torch.Tensor,
+    rho: torch.Tensor,
+    outer_width: torch.Tensor,
+    inner_width: torch.Tensor,
+    outer_levels: int,
+    inner_levels: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both dual maps for pairs that share the grading levels (see dual_pairs)."""
+    x, wx = _gaussian_rule(torch.zeros_like(s1), outer_width, outer_levels)  # (p, nx)
+    fu, dfu = fn(s1[:, None] * x)
+    # sqrt(1 - rho^2) as sqrt((1 - rho)(1 + rho)): no cancellation near rho = +-1.
+    tau = s2 * torch.sqrt((1.0 - rho) * (1.0 + rho))
+    mean = (s2 * rho)[:, None] * x  # (p, nx): conditional mean of v given x
+    # Where v = 0 in the inner coordinate z; tau = 0 (rho = +-1) makes the inner integrand constant in z.
+    centre = torch.where(tau[:, None] > 0, -mean / tau[:, None], torch.zeros_like(mean)).clamp(-TAIL, TAIL)
+    z, wz = _gaussian_rule(centre, inner_width[:, None].expand_as(centre), inner_levels)  # (p, nx, nz)
+    fv, dfv = fn(mean[..., None] + tau[:, None, None] * z)
+    nngp = (fu * wx * (fv * wz).sum(dim=-1)).sum(dim=-1)
+    dot = (dfu * wx * (dfv * wz).sum(dim=-1)).sum(dim=-1)
+    return nngp, dot
 
 
 def dual_pairs(
@@ -101,32 +122,32 @@ def dual_pairs(
     """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for (u, v) ~ N(0, [[q1, c], [c, q2]]), elementwise over 1-D
     float64 tensors of equal length. ``fn(x) -> (phi(x), phi'(x))`` acts elementwise on a tensor.
     q1, q2: variances (> 0); c: covariances.
+
+    Accuracy (tests/test_kernels_analytic.py): MEASURED
     """
-    frac, wfrac = (torch.as_tensor(a, dtype=c.dtype) for a in _tanh_sinh(ANGLE_STEP))
-    n_ang = frac.numel()
+    s1, s2 = q1.sqrt(), q2.sqrt()
+    # c / sqrt(q1 q2), not c / (s1 s2): sqrt(fl(q^2)) == q exactly, so an input with itself gets rho == 1.
+    rho = (c / torch.sqrt(q1 * q2)).clamp(-1.0, 1.0)
+    tau = s2 * torch.sqrt((1.0 - rho) * (1.0 + rho))
+    # Width of the activation's unit-scale feature in each coordinate: phi(s1 x) varies on 1/s1; the inner
+    # expectation E_z[phi(s2 rho x + tau z)] is phi smoothed at scale tau, so it varies on max(1, tau)/(s2 |rho|).
+    outer_width = torch.minimum(s1.reciprocal(), tau.clamp(min=1.0) / (s2 * rho.abs()))
+    outer_width = outer_width.clamp(MIN_PANEL, BULK_PANEL)
+    inner_width = tau.reciprocal().clamp(MIN_PANEL, BULK_PANEL)
+    outer_levels, inner_levels = _grading_levels(outer_width), _grading_levels(inner_width)
     nngp, dot = torch.empty_like(c), torch.empty_like(c)
-    n_rad = 3 * _tanh_sinh(RADIUS_STEP)[0].size + RADIUS_GL
-    chunk = max(1, _NODES_PER_CHUNK // (4 * n_ang * n_rad))
-    half_pi = math.pi / 2
-    for start in range(0, c.numel(), chunk):
-        sl = slice(start, start + chunk)
-        s1, s2 = q1[sl].sqrt(), q2[sl].sqrt()
-        rho = (c[sl] / (s1 * s2)).clamp(-1.0, 1.0)
-        a = torch.arccos(rho)  # angle between the u- and v-directions in z-space (cos a = rho)
-        zero = torch.zeros_like(a)
-        # The four sectors between consecutive zero rays of u (t = -pi/2, pi/2) and v (t = a -/+ pi/2).
-        edges = torch.stack([zero - half_pi, a - half_pi, zero + half_pi, a + half_pi], dim=1)  # (p, 4)
-        widths = torch.stack([a, math.pi - a, a, math.pi - a], dim=1)  # (p, 4)
-        t = edges[:, :, None] + widths[:, :, None] * frac  # (p, 4, n_ang)
-        radius, wradius = _radial_nodes(s1, s2)  # (p, n_rad)
-        radius = radius[:, None, None, :]
-        u = (torch.cos(t) * s1[:, None, None])[..., None] * radius  # (p, 4, n_ang, n_rad)
-        v = (torch.cos(t - a[:, None, None]) * s2[:, None, None])[..., None] * radius
-        fu, dfu = fn(u)
-        fv, dfv = fn(v)
-        weight = (widths[:, :, None] * wfrac)[..., None] * wradius[:, None, None, :] / (2 * math.pi)
-        nngp[sl] = fu.mul_(fv).mul_(weight).sum(dim=(1, 2, 3))
-        dot[sl] = dfu.mul_(dfv).mul_(weight).sum(dim=(1, 2, 3))
+    # Group pairs by their mesh sizes so that no pair pays for another's finer grading.
+    keys = outer_levels * 1000 + inner_levels
+    for key in torch.unique(keys).tolist():
+        members = torch.nonzero(keys == key).flatten()
+        n_outer = (len(_bulk_breaks()) + 2 * (key // 1000)) * GL_NODES
+        n_inner = (len(_bulk_breaks()) + 2 * (key % 1000)) * GL_NODES
+        chunk = max(1, _NODES_PER_CHUNK // (n_outer * n_inner))
+        for start in range(0, members.numel(), chunk):
+            idx = members[start : start + chunk]
+            nngp[idx], dot[idx] = _dual_group(
+                fn, s1[idx], s2[idx], rho[idx], outer_width[idx], inner_width[idx], key // 1000, key % 1000
+            )
     return nngp, dot
 
 
