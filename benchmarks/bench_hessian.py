@@ -111,11 +111,12 @@ for name in sys.argv[5:]:
     for r in range(warmup + repeats):
         torch.manual_seed(r)
         quotients.clear()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         h = ph.hessian(model, criterion, data=(x, y), cuda=False)
-        setup = time.perf_counter() - start  # the gradient graph, built once whatever the number of HVPs
+        # The gradient graph, built once whatever the number of HVPs.
+        setup, cpu_setup = time.perf_counter() - start, time.process_time() - cpu_start
         eigenvalues, _ = h.eigenvalues(maxIter=100, tol=tol)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         hvp = len(quotients)
         if r >= warmup:
             # The same start run much longer: its whole trajectory, to count the HVPs it needs for real accuracy.
@@ -128,7 +129,8 @@ for name in sys.argv[5:]:
                 pass
             watch["reference"] = None
             runs.append({"eigenvalue": float(eigenvalues[0]), "hvp": hvp, "seconds": seconds,
-                         "setup_seconds": setup, "trajectory": list(quotients)})
+                         "setup_seconds": setup, "cpu_seconds": cpu_seconds, "cpu_setup_seconds": cpu_setup,
+                         "trajectory": list(quotients)})
     out[name] = runs
 print(json.dumps(out))
 """
@@ -177,11 +179,12 @@ def _ours(model: torch.nn.Module, batch: tuple, warmup: int, repeats: int) -> li
     criterion = torch.nn.CrossEntropyLoss()
     runs = []
     for r in range(warmup + repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = hessian_eigenvalues(model, criterion, batch, k=1, rtol=RTOL, seed=r)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         if r >= warmup:
-            runs.append({"eigenvalue": float(result.eigenvalues[0]), "hvp": result.n_hvp, "seconds": seconds})
+            runs.append({"eigenvalue": float(result.eigenvalues[0]), "hvp": result.n_hvp, "seconds": seconds,
+                         "cpu_seconds": cpu_seconds})
     return runs
 
 
@@ -206,11 +209,12 @@ def _reproduced_power_iteration(model: torch.nn.Module, batch: tuple, warmup: in
     criterion = torch.nn.CrossEntropyLoss()
     runs = []
     for r in range(warmup + repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         eigenvalue, hvp = power_iteration(model, criterion, batch, rtol=RTOL, seed=r)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         if r >= warmup:
-            runs.append({"eigenvalue": eigenvalue, "hvp": hvp, "seconds": seconds, "trajectory": None})
+            runs.append({"eigenvalue": eigenvalue, "hvp": hvp, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                         "trajectory": None})
     return runs
 
 
@@ -226,11 +230,12 @@ def _hvps_to_accuracy(run: dict, reference: float) -> float:
     return float("inf")
 
 
-def _seconds_to_accuracy(run: dict, hvps: float) -> float:
+def _seconds_to_accuracy(run: dict, hvps: float, clock: str = "") -> float:
     """The peer's time to reach 1e-3: its graph-building time plus ``hvps`` times its measured per-HVP time in
-    the timed tol=1e-3 run (the traced run carries extra bookkeeping, so it is not timed)."""
-    setup = run.get("setup_seconds", 0.0)
-    return setup + (run["seconds"] - setup) / run["hvp"] * hvps
+    the timed tol=1e-3 run (the traced run carries extra bookkeeping, so it is not timed). ``clock`` "" is wall
+    time, "cpu_" the process's CPU time."""
+    setup = run.get(f"{clock}setup_seconds", 0.0)
+    return setup + (run[f"{clock}seconds"] - setup) / run["hvp"] * hvps
 
 
 def _hvps_to_certificate(run: dict) -> float:
@@ -296,6 +301,9 @@ def run(quick: bool = False) -> list[dict]:
             ours_s = statistics.median(r["seconds"] for r in ours)
             own_stop_s = statistics.median(r["seconds"] for r in peer)
             peer_s = statistics.median(_seconds_to_accuracy(r, _hvps_to_accuracy(r, ref)) for r in peer)
+            # CPU time as well: single-threaded on both sides, it is what other jobs on a shared CPU disturb least.
+            ours_cpu_s = statistics.median(r["cpu_seconds"] for r in ours)
+            peer_cpu_s = statistics.median(_seconds_to_accuracy(r, _hvps_to_accuracy(r, ref), "cpu_") for r in peer)
             ours_hvp = statistics.median(r["hvp"] for r in ours)
             ours_hvp_to_accuracy = _ours_hvps_to_accuracy(model, batch, ref, range(warmup, warmup + repeats))
             peer_hvp = statistics.median(r["hvp"] for r in peer)
@@ -320,10 +328,14 @@ def run(quick: bool = False) -> list[dict]:
                         f"ours to actually reach 1e-3 {ours_hvp_to_accuracy:g}, "
                         f"peer's tol=1e-3 stop {peer_hvp:g}, "
                         f"peer to actually reach 1e-3 {peer_hvp_to_accuracy:g}, "
-                        f"peer to the same residual certificate as ours {peer_hvp_certified:g}"
+                        f"peer to the same residual certificate as ours {peer_hvp_certified:g}; "
+                        f"CPU seconds (to 1e-3): ours {ours_cpu_s:.3g}, peer {peer_cpu_s:.3g}"
                     ),
                     "stage": stage,
                     "peer_s_own_stop": own_stop_s,
+                    "ours_cpu_s": ours_cpu_s,
+                    "peer_cpu_s": peer_cpu_s,
+                    "cpu_ratio": ours_cpu_s / peer_cpu_s,
                     "ours_hvp": ours_hvp,
                     "peer_hvp": peer_hvp,
                     "ours_hvp_to_accuracy": ours_hvp_to_accuracy,
