@@ -194,8 +194,14 @@ def _ours(model: torch.nn.Module, batch: tuple, warmup: int, repeats: int) -> li
         result = hessian_eigenvalues(model, criterion, batch, k=1, rtol=RTOL, seed=r)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         if r >= warmup:
-            runs.append({"eigenvalue": float(result.eigenvalues[0]), "hvp": result.n_hvp, "seconds": seconds,
-                         "cpu_seconds": cpu_seconds})
+            runs.append(
+                {
+                    "eigenvalue": float(result.eigenvalues[0]),
+                    "hvp": result.n_hvp,
+                    "seconds": seconds,
+                    "cpu_seconds": cpu_seconds,
+                }
+            )
     return runs
 
 
@@ -224,8 +230,15 @@ def _reproduced_power_iteration(model: torch.nn.Module, batch: tuple, warmup: in
         eigenvalue, hvp = power_iteration(model, criterion, batch, rtol=RTOL, seed=r)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         if r >= warmup:
-            runs.append({"eigenvalue": eigenvalue, "hvp": hvp, "seconds": seconds, "cpu_seconds": cpu_seconds,
-                         "trajectory": None})
+            runs.append(
+                {
+                    "eigenvalue": eigenvalue,
+                    "hvp": hvp,
+                    "seconds": seconds,
+                    "cpu_seconds": cpu_seconds,
+                    "trajectory": None,
+                }
+            )
     return runs
 
 
@@ -303,8 +316,9 @@ def run(quick: bool = False) -> list[dict]:
         (folder / "references.json").write_text(json.dumps({key: ref[0] for key, ref in references.items()}))
         try:
             peer_out = json.loads(
-                run_peer(PEER, REQUIREMENTS, folder / "peer.py", str(folder), str(warmup), str(repeats), str(RTOL),
-                         *keys)
+                run_peer(
+                    PEER, REQUIREMENTS, folder / "peer.py", str(folder), str(warmup), str(repeats), str(RTOL), *keys
+                )
             )
             peer_label = f"PyHessian {peer_out.get('version', '')} power iteration".replace("  ", " ")
         except Exception as exc:  # no PyHessian: reproduce its method here and say so
