@@ -25,7 +25,7 @@ training splits the top eigenvalue off (ratio 0.56-0.74), where power iteration 
 
 Findings on the shared 2-core CPU (full run, 7 starts; timings noisy, HVP counts not): the target is missed on
 every row. Only the clustered ``init`` MLP meets the HVP half (ours 33 certified vs 105 for power iteration to
-reach 1e-3: 0.31); its time ratio came out 0.37-0.46 although both sides cost ~2 ms per HVP here (by HVP
+reach 1e-3: 0.31); its time ratio came out 0.37-0.54 over runs although both sides cost ~2 ms per HVP here (by HVP
 counts ~0.31), so that half is within this machine's timing noise: a quiet rerun decides it. ``init`` CNN: 14
 vs 31 (0.45). After training the top eigenvalue stands out (lambda_2 / lambda_1 0.56-0.74) and power
 iteration needs only 7-16 HVPs, which no certified Krylov method beats 3x: Lanczos itself needs 5-6 just to be
