@@ -5,13 +5,18 @@
     .venv/bin/python benchmarks/run.py --only kernels_analytic,hessian
 
 Each ``benchmarks/bench_*.py`` module exposes ``run(quick) -> list[dict]`` with keys what, peer, ours_s, peer_s,
-ratio, target, met, agreement; peers run in their own throwaway venvs, agreement is checked before timing.
+ratio, target, met, agreement; peers run in their own throwaway venvs, agreement is checked before timing. The
+modules state ``ratio`` in their own sense (ours/peer or peer/ours, or HVP counts); the table shows one uniform
+speed-up = peer seconds / our seconds, and each module's own ratio in its notes. Rows also go to
+``benchmarks/results.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import math
 import os
 import platform
 import subprocess
@@ -59,6 +64,21 @@ def machine() -> str:
             f"({torch.get_num_threads()} threads), numpy {numpy.__version__}")
 
 
+def speedup(row: dict) -> float | None:
+    """peer time / our time (> 1: we are faster), when both were measured."""
+    ours, peer = row.get("ours_s"), row.get("peer_s")
+    if isinstance(ours, (int, float)) and isinstance(peer, (int, float)) and ours > 0 and math.isfinite(peer):
+        return peer / ours
+    return None
+
+
+def _notes(row: dict) -> str:
+    """The agreement text plus the module's own ratio (its definition is in the module's docstring)."""
+    ratio = row.get("ratio")
+    has_ratio = isinstance(ratio, (int, float)) and math.isfinite(ratio)
+    return str(row["agreement"]) + (f" (module's ratio: {_fmt(ratio)})" if has_ratio else "")
+
+
 def _fmt(value: object) -> str:
     if value is None:
         return "–"
@@ -89,10 +109,11 @@ def main() -> int:
         for row in new:
             print("   " + " | ".join(f"{k}={_fmt(row.get(k))}" for k in ("what", "ours_s", "peer_s", "ratio", "met")))
         rows.extend(new)
-    header = ("| what | peer | ours (s) | peer (s) | speed-up | target | met | agreement |\n"
+    header = ("| what | peer | ours (s) | peer (s) | speed-up (peer/ours) | target | met | agreement and notes |\n"
               "|---|---|---|---|---|---|---|---|")
-    lines = [f"| {r['what']} | {r['peer']} | {_fmt(r['ours_s'])} | {_fmt(r['peer_s'])} | {_fmt(r['ratio'])} | "
-             f"{r['target']} | {'yes' if r['met'] else '**no**'} | {r['agreement']} |" for r in rows]
+    lines = [f"| {r['what']} | {r['peer']} | {_fmt(r['ours_s'])} | {_fmt(r['peer_s'])} | {_fmt(speedup(r))} | "
+             f"{r['target']} | {'yes' if r['met'] else '**no**'} | {_notes(r)} |" for r in rows]
+    (HERE / "results.json").write_text(json.dumps(rows, indent=1, default=str))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     table = "\n".join([header, *lines])
     print(table)
