@@ -131,8 +131,11 @@ def dual_pairs(
     Accuracy (tests/test_kernels_analytic.py): MEASURED
     """
     s1, s2 = q1.sqrt(), q2.sqrt()
-    # c / sqrt(q1 q2), not c / (s1 s2): sqrt(fl(q^2)) == q exactly, so an input with itself gets rho == 1.
-    rho = (c / torch.sqrt(q1 * q2)).clamp(-1.0, 1.0)
+    # c / sqrt(q1 q2), not c / (s1 s2): sqrt(fl(q^2)) == q exactly, so an input with itself gets rho == 1. numpy's
+    # sqrt, because it is correctly rounded (IEEE 754) and torch 2.13's CPU sqrt is not (1e81 -> 1 ulp off,
+    # measured); rho = 1 - 1 ulp would change E[phi' phi'] at q = 1e40 by 1e12x, as q^2 (1 - rho) >> q.
+    root = torch.from_numpy(np.sqrt((q1 * q2).numpy()))
+    rho = (c / root).clamp(-1.0, 1.0)
     tau = s2 * torch.sqrt((1.0 - rho) * (1.0 + rho))
     # Width of the activation's unit-scale feature in each coordinate: phi(s1 x) varies on 1/s1; the inner
     # expectation E_z[phi(s2 rho x + tau z)] is phi smoothed at scale tau, so it varies on max(1, tau)/(s2 |rho|).
