@@ -113,8 +113,9 @@ def _numpy_relu(x: np.ndarray) -> np.ndarray:
     ],
 )
 def test_callable_quadrature_matches_closed_form(callable_fn, name: str, depth: int, w_std: float) -> None:
-    # W_std = 2 at depth 50 makes ReLU/GELU pre-activation variances ~ 2^50 ~ 1e15: the quadrature works in the
-    # rescaled polar form, so it must still agree with the closed form. Target: 1e-6 relative, entrywise.
+    # W_std = 2 at depth 50 makes ReLU/GELU pre-activation variances ~ 2^50 ~ 1e15: the quadrature's mesh is graded
+    # down to the activation's scale 1/sqrt(q), so it must still agree with the closed form. Target: 1e-6 relative,
+    # entrywise.
     x = np.random.default_rng(3).standard_normal((2, 5))
     x1, x2 = x[:1], x[1:] if depth > 3 else x  # one cross pair per layer at depth: the quadrature is O(pairs)
     ref = mlp(depth, name, w_std, 0.1)(x1, x2)

@@ -23,7 +23,17 @@ Naive Gauss-Hermite on the Gaussian scale misses the second whenever s >> 1. So:
 
 The derivative kernel E[phi'(u) phi'(v)] (needed by the NTK, Jacot et al. (2018), thm. 1) uses the same nodes.
 
-Measured accuracy: see ``dual_pairs``.
+Measured accuracy (tests/test_kernels_analytic.py; relative, per layer map):
+- erf as a callable vs Williams' (1997) closed form, q from 1e-2 to 1e40, q2/q1 from 1e-3 to 1e3, rho in [-1, 1]
+  including +-(1 - 1e-9) and +-1: E[phi phi] <= 2e-12, E[phi' phi'] <= 2e-10 (typically 1.5e-11);
+- tanh and sigmoid vs nested adaptive scipy quadrature (breakpoints at the feature, 1e-11 requested), q from
+  1e-2 to 1e8 and rho up to +-(1 - 1e-9): both maps <= 5e-13;
+- end to end, depth 100 with W_std = 2 and first-layer q up to 4e8: the erf callable agrees with the closed-form
+  path to ~1e-13 and tanh with a per-layer scipy recursion to 1e-13. The old polar rule was 1.8e-4 off for
+  E[erf' erf'] at q = 1e4 and 14% at 1e12.
+Cost per pair: ~0.3-0.45 ms for q <~ 30 (about 2x faster than the polar rule it replaces), growing like
+log(q)^2 (0.8 ms at q = 1e4, 1.6 ms at 1e8; measured on one shared core).
+Inputs: rho is only as accurate as c; near |rho| = 1 the dual maps amplify the rounding of c by 1 / (1 - |rho|).
 """
 
 from __future__ import annotations
@@ -126,9 +136,8 @@ def dual_pairs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for (u, v) ~ N(0, [[q1, c], [c, q2]]), elementwise over 1-D
     float64 tensors of equal length. ``fn(x) -> (phi(x), phi'(x))`` acts elementwise on a tensor.
-    q1, q2: variances (> 0); c: covariances.
-
-    Accuracy (tests/test_kernels_analytic.py): MEASURED
+    q1, q2: variances (> 0); c: covariances. Accuracy: see the module docstring (~1e-10 relative or better at
+    any variance and correlation).
     """
     s1, s2 = q1.sqrt(), q2.sqrt()
     # c / sqrt(q1 q2), not c / (s1 s2): sqrt(fl(q^2)) == q exactly, so an input with itself gets rho == 1. numpy's
