@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ MODULES = ["kernels_analytic", "empirical_ntk", "hessian", "esd", "scaling_fit"]
 def reproduce_timing(quick: bool) -> dict:
     """Wall time of `learnmech reproduce` (all claims) in a scratch directory; target 3 min quick / 15 min full."""
     out = ROOT / "benchmarks" / ".peers" / ("reproduce-quick" if quick else "reproduce-full")
+    shutil.rmtree(out, ignore_errors=True)  # a cold run: no stored rows or cached sub-runs to resume from
     cmd = [str(ROOT / ".venv" / "bin" / "learnmech"), "reproduce", "--out", str(out), "--force"]
     cmd += ["--quick"] if quick else []
     t0 = time.perf_counter()
@@ -80,7 +82,7 @@ def _notes(row: dict) -> str:
 
 
 def _fmt(value: object) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, float):
         return f"{value:.3g}"
@@ -92,8 +94,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(MODULES)},reproduce")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--render", action="store_true", help="only rewrite the table from benchmarks/results.json")
     args = parser.parse_args()
     selected = args.only.split(",") if args.only else [*MODULES, "reproduce"]
+    if args.render:
+        args.only, selected = "render", []
+    host = machine()  # before any benchmark changes torch's thread count
     rows: list[dict] = []
     for name in selected:
         print(f"== {name}", flush=True)
@@ -107,13 +113,20 @@ def main() -> int:
             new = [{"what": name, "peer": "?", "ours_s": None, "peer_s": None, "ratio": None, "target": "?",
                     "met": False, "agreement": "benchmark failed: " + traceback.format_exc().splitlines()[-1]}]
         for row in new:
+            row["module"] = name
             print("   " + " | ".join(f"{k}={_fmt(row.get(k))}" for k in ("what", "ours_s", "peer_s", "ratio", "met")))
         rows.extend(new)
+    saved = HERE / "results.json"
+    if not args.quick:
+        if args.only and saved.exists():  # a partial re-run replaces its modules' rows and keeps the others
+            order = [*MODULES, "reproduce"]
+            kept = [r for r in json.loads(saved.read_text()) if r.get("module") not in selected]
+            rows = sorted(kept + rows, key=lambda r: order.index(r["module"]) if r.get("module") in order else 99)
+        saved.write_text(json.dumps(rows, indent=1, default=str))
     header = ("| what | peer | ours (s) | peer (s) | speed-up (peer/ours) | target | met | agreement and notes |\n"
               "|---|---|---|---|---|---|---|---|")
     lines = [f"| {r['what']} | {r['peer']} | {_fmt(r['ours_s'])} | {_fmt(r['peer_s'])} | {_fmt(speedup(r))} | "
              f"{r['target']} | {'yes' if r['met'] else '**no**'} | {_notes(r)} |" for r in rows]
-    (HERE / "results.json").write_text(json.dumps(rows, indent=1, default=str))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     table = "\n".join([header, *lines])
     print(table)
@@ -121,7 +134,11 @@ def main() -> int:
         return 0
     text = Path(args.output).read_text() if Path(args.output).exists() else ""
     marker_start, marker_end = "<!-- results:start -->", "<!-- results:end -->"
-    block = (f"{marker_start}\nMeasured {stamp} on: {machine()}\n\n{table}\n{marker_end}")
+    measured = f"Measured {stamp} on: {host}"
+    if args.render and marker_start in text:  # same measurements: keep when and where they were taken
+        measured = next((line for line in text.split(marker_start)[1].splitlines() if line.startswith("Measured")),
+                        measured)
+    block = f"{marker_start}\n{measured}\n\n{table}\n{marker_end}"
     if marker_start in text and marker_end in text:
         text = text.split(marker_start)[0] + block + text.split(marker_end)[1]
     else:
