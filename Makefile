@@ -29,7 +29,6 @@ browser:
 
 demo: setup
 	$(VENV)/bin/learnmech reproduce --quick --out $(OUT) --db $(OUT)/results.db
-	@echo "Report: $(abspath $(OUT))/report.html"
 
 test: setup browser
 	$(VPY) -m pytest $(PYTEST_ARGS)
