@@ -19,16 +19,6 @@ from learnmech.observe import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """These models are tiny: extra intra-op threads only spin against each other on a shared 2-core CPU
-    (10x slower here). Restored afterwards so other tests see torch's default."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _small_problem(seed: int = 0):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(4, 12), torch.nn.Tanh(), torch.nn.Linear(12, 3))

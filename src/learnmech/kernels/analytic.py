@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .._checks import as_array, one_of, positive_float, positive_int
+from .._threads import single_threaded
 from . import _analytic_closed as closed
 from ._analytic_quadrature import as_torch_activation, dual_pairs, tanh_with_grad
 
@@ -187,10 +188,8 @@ def _run_tiles(work: Callable[[int, int], None], tiles: list[tuple[int, int]]) -
     small op, which collapses (10x slower, measured) when the cores are shared with other jobs. The global
     thread settings are restored afterwards.
     """
-    previous = torch.get_num_threads()
-    workers = max(1, min(previous, len(tiles)))
-    torch.set_num_threads(1)
-    try:
+    workers = max(1, min(torch.get_num_threads(), len(tiles)))
+    with single_threaded():
         if workers == 1:
             for tile in tiles:
                 work(*tile)
@@ -198,8 +197,6 @@ def _run_tiles(work: Callable[[int, int], None], tiles: list[tuple[int, int]]) -
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 for future in [pool.submit(work, *tile) for tile in tiles]:
                     future.result()
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _preactivation_variances(
