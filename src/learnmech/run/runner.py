@@ -220,9 +220,14 @@ def _worker_init(queue: Any, threads: int, cache_path: str | None) -> None:
     progress.set_sink(_queue_sink(queue))
 
 
+def _job_id(job: Job) -> str:
+    """The job's key as text: what the "started" messages and the crash bookkeeping identify it by."""
+    return json.dumps(list(job.key))
+
+
 def _execute_with_progress(job: Job) -> Row:
     if _worker_queue is not None:
-        _worker_queue.put((_STARTED, 0, 0, json.dumps(list(job.key))))
+        _worker_queue.put((_STARTED, 0, 0, _job_id(job)))
     progress.set_sink(progress._sink, job.claim)  # name the claim in this worker's progress events
     return execute(job, "local")
 
@@ -287,7 +292,7 @@ def _run_pool(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], 
                         row = future.result()
                     except BrokenProcessPool:
                         time.sleep(0.3)  # let the pump deliver the "started" messages sent before the crash
-                        key = json.dumps(list(job.key))
+                        key = _job_id(job)
                         if key in started or len(batch) == 1:
                             attempts[key] = attempts.get(key, 0) + 1
                         if attempts.get(key, 0) < MAX_POOL_ATTEMPTS and rounds < MAX_POOL_ATTEMPTS * len(jobs):
@@ -302,8 +307,8 @@ def _run_pool(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], 
     try:
         while remaining:
             rounds += 1
-            suspects = [j for j in remaining if attempts.get(json.dumps(list(j.key)), 0) > 0]
-            others = [j for j in remaining if attempts.get(json.dumps(list(j.key)), 0) == 0]
+            suspects = [j for j in remaining if attempts.get(_job_id(j), 0) > 0]
+            others = [j for j in remaining if attempts.get(_job_id(j), 0) == 0]
             remaining = one_pool(others, min(workers, len(others))) if others else []
             for job in suspects:
                 remaining += one_pool([job], 1)
