@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_observe_hessian import single_thread  # noqa: F401  (autouse fixture: tiny models, one thread)
 
 from learnmech.observe import BUILTIN_MEASURES, Observer, read_observations, sharpness
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_observe_hessian import single_thread  # noqa: F401  (autouse fixture: tiny models, one thread)
 
 from learnmech.observe import (
     centered_gram,
