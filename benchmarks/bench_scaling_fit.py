@@ -18,7 +18,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
-from learnmech._seed import rng as make_rng
+from learnmech.seeding import rng as make_rng
 from learnmech.laws import PARAMETER_NAMES, default_start_grid, fit_scaling_law, huber, load_chinchilla
 
 TARGET = 50.0

@@ -8,7 +8,7 @@ import pytest
 
 from learnmech.claims import Result, get, registry
 from learnmech.claims import mlp_scaling as mlp_module
-from learnmech.run.cache import set_cache_path
+from learnmech.subruns import set_cache_path
 
 
 def _well_formed(result: Result) -> None:

@@ -9,26 +9,44 @@ import sqlite3
 import pytest
 
 from learnmech import cli
-from learnmech.claims import Claim, Panel, Result, Series, get, registry
+from learnmech.claims import Claim, Control, Panel, Result, Series, get, registry
 from learnmech.report import sweep_aggregates, write_report
 from learnmech.run import Store, StoreError, claims_jobs, run_jobs, sweep, sweep_jobs
 
+REJECTED = Control("rival", "a rival that the data reject", 5.0, 1.1, 3.9, 0.2)
 
-def test_result_verdict_follows_error_and_tolerance():
-    assert Result(1.0, 1.1, 0.1, 0.2).verdict == "agrees"
-    assert Result(1.0, 2.0, 1.0, 0.2).verdict == "disagrees"
-    assert Result(1.0, float("nan"), float("nan"), 0.2).verdict == "disagrees"
+
+def test_result_verdict_follows_error_and_tolerance_when_powered():
+    assert Result(1.0, 1.1, 0.1, 0.2, controls=[REJECTED]).verdict == "agrees"
+    assert Result(1.0, 2.0, 1.0, 0.2, controls=[REJECTED]).verdict == "disagrees"
+    assert Result(1.0, float("nan"), float("nan"), 0.2, controls=[REJECTED]).verdict == "disagrees"
     with pytest.raises(ValueError, match="contradicts"):
-        Result(1.0, 2.0, 1.0, 0.2, verdict="agrees")
+        Result(1.0, 2.0, 1.0, 0.2, verdict="agrees", controls=[REJECTED])
     with pytest.raises(ValueError, match="tolerance"):
         Result(1.0, 1.0, 0.0, -1.0)
 
 
+def test_verdict_is_inconclusive_without_a_rejected_control():
+    """The claim protocol: no control, or a control the experiment cannot reject, means the test had no power."""
+    assert Result(1.0, 1.1, 0.1, 0.2).verdict == "inconclusive"
+    kept = Control("close-rival", "a rival the data cannot tell apart", 1.05, 1.1, 0.05, 0.2)
+    assert kept.verdict == "agrees" and not kept.rejected and REJECTED.rejected
+    assert Result(1.0, 1.1, 0.1, 0.2, controls=[REJECTED, kept]).verdict == "inconclusive"
+    assert Result(1.0, 2.0, 1.0, 0.2, controls=[kept]).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="unique"):
+        Result(1.0, 1.1, 0.1, 0.2, controls=[REJECTED, REJECTED])
+    with pytest.raises(ValueError, match="control 'rival'.*tolerance"):
+        Control("rival", "s", 0.0, 0.0, 0.0, -1.0)
+
+
 def test_result_round_trips_through_json():
     panel = Panel("t", "x", "y", [Series("s", [1, 2], [3, float("inf")], "prediction", lower=[0, 0], upper=[4, 5])])
-    result = Result({"a": 1.0}, {"a": 1.5}, 0.5, 1.0, [panel], {"m": [1, 2]})
-    back = Result.from_dict(json.loads(json.dumps(result.to_dict())))
+    result = Result({"a": 1.0}, {"a": 1.5}, 0.5, 1.0, [panel], {"m": [1, 2]}, controls=[REJECTED], units="nats")
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["controls"][0]["verdict"] == "disagrees" and data["units"] == "nats"
+    back = Result.from_dict(data)
     assert back.verdict == "agrees" and back.figure[0].series[0].upper == [4.0, 5.0]
+    assert back.controls == [REJECTED]
     assert back.figure[0].series[0].y[1] is None or back.figure[0].series[0].y[1] != back.figure[0].series[0].y[1]
 
 

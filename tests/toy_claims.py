@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from learnmech.claims import Claim, Diverged, Panel, Result, Series, step
-from learnmech.run.cache import cached
+from learnmech.claims import Claim, Control, Diverged, Panel, Result, Series, step
+from learnmech.subruns import cached
 
 
 def _coin(config: dict, seed: int) -> Result:
@@ -28,7 +28,14 @@ def _coin(config: dict, seed: int) -> Result:
         Series("measured", ns, running, "measurement"),
     ], xscale="log")]
     mean = float(draws.mean())
-    return Result(0.0, mean, abs(mean), 4 / np.sqrt(config["samples"]), figure, {"std": float(draws.std())})
+    tolerance = 4 / np.sqrt(config["samples"])
+    return Result(0.0, mean, abs(mean), tolerance, figure, {"std": float(draws.std())},
+                  controls=[_rival_mean_one(mean, tolerance)])
+
+
+def _rival_mean_one(mean: float, tolerance: float) -> Control:
+    """The negative control: a rival theory that says the mean is 1."""
+    return Control("mean-one", "a rival says the mean is 1", 1.0, mean, abs(mean - 1.0), tolerance)
 
 
 def _explode(config: dict, seed: int) -> Result:
@@ -56,7 +63,9 @@ def _subruns(config: dict, seed: int) -> Result:
                              lambda index=index: compute(index)))
         step(index + 1, config["subruns"], "sub-run")
     mean = float(np.mean(values))
-    return Result(0.0, mean, abs(mean), 4 / np.sqrt(len(values)), metrics={"values": values})
+    tolerance = 4 / np.sqrt(len(values))
+    return Result(0.0, mean, abs(mean), tolerance, metrics={"values": values},
+                  controls=[_rival_mean_one(mean, tolerance)])
 
 
 COIN = Claim("toy-coin", "universal", "Gauss (1809)", "theory says the sample mean of N(0,1) is 0 +- 1/sqrt(n)",

@@ -147,10 +147,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .run import reproduce
 
     names = _claim_names(args.claims)
+    if args.seed < 0:
+        raise UsageError(f"--seed: expected an integer >= 0, got {args.seed}")
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds: expected an integer >= 1, got {args.seeds}")
     options = _run_options(args)  # every argument is checked before anything is created on disk
     out = _writable_dir(args.out, "--out")
     db = _db_path(args)
-    summary = reproduce(names, quick=args.quick, seed=args.seed, db=db, **options)
+    summary = reproduce(names, quick=args.quick, seed=args.seed, seeds=args.seeds, db=db, **options)
     _print_summary(summary, _environment_and_report(db, str(out)))
     return 0
 
@@ -232,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="run the claims and write the report")
     p.add_argument("--quick", action="store_true", help="the small configs (seconds per claim)")
     p.add_argument("--claims", default=None, help="comma-separated claim names (default: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the (first) seed; each claim's run is deterministic given it")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="run N consecutive seeds per claim (SEED .. SEED+N-1); the report shows the verdict per seed")
     run_flags(p)
     p.set_defaults(func=cmd_reproduce)
 

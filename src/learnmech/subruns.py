@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from ..claims.base import jsonable
+from .panels import jsonable
 
 #: The variable holding the cache file's path (empty or unset: no caching).
 CACHE_ENV = "LEARNMECH_CACHE_DB"

@@ -9,16 +9,17 @@ redraw it later without re-running anything.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import numpy as np
+from ..panels import Panel, Series, jsonable
+
+__all__ = ["STRANDS", "Claim", "Control", "Diverged", "Panel", "Result", "Series", "jsonable"]
 
 STRANDS = ("limits", "solvable", "laws", "hyper", "universal")
-Verdict = Literal["agrees", "disagrees"]
+Verdict = Literal["agrees", "disagrees", "inconclusive"]
 Status = Literal["ok", "diverged", "failed"]
-Role = Literal["prediction", "measurement", "reference"]
 
 
 class Diverged(Exception):
@@ -32,61 +33,52 @@ class Diverged(Exception):
         super().__init__(message or f"diverged at step {step}")
 
 
-def _floats(values: Any) -> list[float]:
-    """1-D list of Python floats (NaN/inf become None in JSON via :func:`jsonable`)."""
-    return [float(v) for v in np.asarray(values, dtype=float).reshape(-1)]
+def _judge(error: float, tolerance: float) -> Literal["agrees", "disagrees"]:
+    """``"agrees"`` iff the error is finite and within tolerance (a NaN error disagrees)."""
+    return "agrees" if (math.isfinite(error) and error <= tolerance) else "disagrees"
+
+
+def _check_tolerance(owner: str, tolerance: float) -> None:
+    if not (tolerance >= 0):
+        raise ValueError(f"{owner}: tolerance must be a non-negative number, got {tolerance}")
 
 
 @dataclass
-class Series:
-    """One curve or point set in a panel.
+class Control:
+    """A negative control: a rival prediction that the same experiment must reject.
 
-    ``role`` says what it is: the theory's ``"prediction"`` (drawn as a line), the experiment's
-    ``"measurement"`` (drawn as markers, with ``yerr`` if given) or a ``"reference"`` (grey, dashed).
-    ``lower``/``upper`` draw a shaded band around the series (e.g. the tolerance band of a prediction).
+    The claim protocol (``DESIGN.md``) asks every claim to show it *could* have failed: a rival statement (e.g.
+    "the slope is 0", "sharpness stays at its initial value", Hoffmann et al.'s published constants) or the same
+    test run where the theory's assumption is broken is judged on the same measurement with the same kind of error
+    metric. ``verdict`` is computed exactly like a claim's: ``"agrees"`` iff ``error <= tolerance``. A control
+    whose verdict is ``"disagrees"`` is *rejected*, which is what gives the claim's verdict its power.
+
+    name: short id (``"slope-zero"``); statement: the rival sentence; prediction / measurement: its numbers;
+    error / tolerance: as for :class:`Result` (state units in the statement).
     """
 
-    label: str
-    x: Sequence[float]
-    y: Sequence[float]
-    role: Role = "measurement"
-    yerr: Sequence[float] | None = None
-    lower: Sequence[float] | None = None
-    upper: Sequence[float] | None = None
+    name: str
+    statement: str
+    prediction: Any
+    measurement: Any
+    error: float
+    tolerance: float
+    verdict: Literal["agrees", "disagrees"] | None = None
 
     def __post_init__(self) -> None:
-        self.x, self.y = _floats(self.x), _floats(self.y)
-        if len(self.x) != len(self.y):
-            raise ValueError(f"Series {self.label!r}: x has {len(self.x)} points but y has {len(self.y)}")
-        for name in ("yerr", "lower", "upper"):
-            value = getattr(self, name)
-            if value is not None:
-                value = _floats(value)
-                if len(value) != len(self.y):
-                    raise ValueError(f"Series {self.label!r}: {name} has {len(value)} points, y has {len(self.y)}")
-                setattr(self, name, value)
-        if self.role not in ("prediction", "measurement", "reference"):
-            raise ValueError(f"Series {self.label!r}: role must be prediction|measurement|reference, got {self.role!r}")
+        self.error, self.tolerance = float(self.error), float(self.tolerance)
+        _check_tolerance(f"control {self.name!r}", self.tolerance)
+        computed = _judge(self.error, self.tolerance)
+        if self.verdict is None:
+            self.verdict = computed
+        elif self.verdict != computed:
+            raise ValueError(f"control {self.name!r}: verdict {self.verdict!r} contradicts error={self.error} "
+                             f"vs tolerance={self.tolerance}")
 
-
-@dataclass
-class Panel:
-    """One subplot of a claim's figure: axes labels (with units), scales, series, horizontal guide lines."""
-
-    title: str
-    xlabel: str
-    ylabel: str
-    series: list[Series] = field(default_factory=list)
-    xscale: Literal["linear", "log", "symlog"] = "linear"
-    yscale: Literal["linear", "log", "symlog"] = "linear"
-    hlines: list[tuple[float, str]] = field(default_factory=list)
-
-    @staticmethod
-    def from_dict(data: Mapping[str, Any]) -> Panel:
-        series = [Series(**s) for s in data.get("series", [])]
-        rest = {k: v for k, v in data.items() if k != "series"}
-        rest["hlines"] = [tuple(h) for h in rest.get("hlines", [])]
-        return Panel(series=series, **rest)
+    @property
+    def rejected(self) -> bool:
+        """True when the experiment rejects this rival (its verdict is ``"disagrees"``)."""
+        return self.verdict == "disagrees"
 
 
 @dataclass
@@ -95,7 +87,13 @@ class Result:
 
     prediction / measurement: the headline numbers (a float, or a dict of named floats) that the verdict
         compares; ``error`` is the claim's stated error metric between them and ``tolerance`` the bound the
-        theory allows. ``verdict`` is ``"agrees"`` iff ``error <= tolerance`` (NaN error disagrees).
+        theory allows.
+    controls: the negative controls (:class:`Control`) judged on the same experiment.
+    units: what ``error`` and ``tolerance`` are measured in (e.g. ``"|slope difference|"``, ``"t units"``), shown
+        beside them in the report.
+    verdict: computed, never chosen. ``"agrees"``/``"disagrees"`` (``error <= tolerance``, NaN disagrees) only
+        when there is at least one control and every control is rejected; otherwise ``"inconclusive"``: the
+        experiment had no power to tell the theory from its rival.
     figure: panels the report draws. metrics: any further numbers worth keeping (all JSON-serialisable).
     status: ``"ok"``; the runner sets ``"diverged"``/``"failed"`` for points that blew up or raised.
     """
@@ -109,16 +107,35 @@ class Result:
     verdict: Verdict | None = None
     status: Status = "ok"
     note: str = ""
+    controls: list[Control] = field(default_factory=list)
+    units: str = ""
 
     def __post_init__(self) -> None:
         self.error, self.tolerance = float(self.error), float(self.tolerance)
-        if not (self.tolerance >= 0):
-            raise ValueError(f"tolerance must be a non-negative number, got {self.tolerance}")
-        computed: Verdict = "agrees" if (math.isfinite(self.error) and self.error <= self.tolerance) else "disagrees"
+        _check_tolerance("Result", self.tolerance)
+        self.controls = [c if isinstance(c, Control) else Control(**c) for c in self.controls]
+        names = [c.name for c in self.controls]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Result: control names must be unique, got {names}")
+        computed = self.computed_verdict()
         if self.verdict is None:
             self.verdict = computed
         elif self.verdict != computed:
-            raise ValueError(f"verdict {self.verdict!r} contradicts error={self.error} vs tolerance={self.tolerance}")
+            raise ValueError(f"verdict {self.verdict!r} contradicts error={self.error} vs tolerance={self.tolerance} "
+                             f"and controls rejected={[c.rejected for c in self.controls]}")
+
+    @property
+    def comparison(self) -> Literal["agrees", "disagrees"]:
+        """The bare comparison ``error <= tolerance``, before the controls are taken into account."""
+        return _judge(self.error, self.tolerance)
+
+    @property
+    def powered(self) -> bool:
+        """True when there is at least one control and every control is rejected."""
+        return bool(self.controls) and all(c.rejected for c in self.controls)
+
+    def computed_verdict(self) -> Verdict:
+        return self.comparison if self.powered else "inconclusive"
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -128,27 +145,11 @@ class Result:
         data = dict(data)
         data["figure"] = [Panel.from_dict(p) for p in data.get("figure", [])]
         data["error"] = float("nan") if data.get("error") is None else data["error"]
+        data["controls"] = [
+            Control(**{**c, "error": float("nan") if c.get("error") is None else c["error"]})
+            for c in data.get("controls", [])
+        ]
         return Result(**data)
-
-
-def jsonable(obj: Any) -> Any:
-    """Recursively convert numpy/torch scalars and arrays to JSON-safe Python (non-finite floats -> None)."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if hasattr(obj, "detach"):  # torch tensor
-        obj = obj.detach().cpu().numpy()
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    return obj
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._checks import one_of, positive_float, positive_int
-from ..claims.base import Panel, Series
+from ..panels import Panel, Series
 from .parametrize import OPTIMIZERS, SCHEMES, parametrize
 from .training import half_mse, synthetic_regression
 

@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn.utils import parametrize as torch_parametrize
 
 from .._checks import one_of, positive_float, positive_int
-from .._seed import torch_generator
+from ..seeding import torch_generator
 from .models import SelfAttention
 
 SCHEMES = ("sp", "ntp", "mup", "mf")

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from .._checks import positive_float, positive_int
-from .._seed import torch_generator
 from .._threads import single_threaded  # noqa: F401  (re-exported by learnmech.hyper)
+from ..seeding import torch_generator
 
 
 def half_mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

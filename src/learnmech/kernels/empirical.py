@@ -30,7 +30,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from .._checks import one_of, positive_float, positive_int
-from .._seed import torch_generator
+from ..seeding import torch_generator
 
 __all__ = ["empirical_ntk", "mlp_network", "ensemble_outputs", "ACTIVATIONS"]
 

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from .._checks import positive_float, positive_int
-from .._seed import rng as make_rng
 from .._threads import single_threaded
+from ..seeding import rng as make_rng
 
 __all__ = ["PowerLawTask", "TeacherTask", "make_task", "make_teacher_task", "mlp_parameter_count", "train_mlps",
            "train_random_feature_mlp"]

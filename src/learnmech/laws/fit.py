@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._checks import as_array, positive_float, positive_int
-from .._seed import rng as make_rng
+from ..seeding import rng as make_rng
 from .optim import minimize_batched
 
 __all__ = [

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..claims.base import Panel, Series
+from ..panels import Panel, Series
 from .fit import ScalingLawFit, compute_optimal
 
 __all__ = ["loss_vs_compute_panel", "frontier_panel"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._checks import as_array, one_of, positive_float, positive_int
-from .._seed import rng as make_rng
+from ..seeding import rng as make_rng
 from .optim import minimize_batched
 
 __all__ = [

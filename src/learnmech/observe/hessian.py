@@ -21,7 +21,7 @@ import scipy.linalg
 import torch
 
 from .._checks import positive_float, positive_int
-from .._seed import torch_generator
+from ..seeding import torch_generator
 from ._torch import LossFn, batch_loss, check_batch, flat_to_params, params_to_flat, trainable_parameters
 
 __all__ = [

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .._checks import one_of, positive_float, positive_int
-from .._seed import torch_generator
+from ..seeding import torch_generator
 
 __all__ = [
     "Dataset",

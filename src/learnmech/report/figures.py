@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # no display on servers / CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..claims.base import Panel  # noqa: E402
+from ..panels import Panel  # noqa: E402
 
 _ROLE_STYLE = {
     "prediction": {"linestyle": "-", "marker": None, "linewidth": 2.0},

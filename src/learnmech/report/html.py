@@ -37,6 +37,7 @@ th{background:#f4f4f6} td.num{text-align:right;font-variant-numeric:tabular-nums
 #verdicts td:nth-child(4),#verdicts td:nth-child(5){max-width:17rem;overflow-wrap:anywhere}
 #verdicts td:last-child{min-width:8rem;font-size:.8rem;color:#555}
 .agrees{color:#0a7d32;font-weight:600} .disagrees{color:#b3261e;font-weight:600}
+.inconclusive{color:#8a6d00;font-weight:600}
 .failed,.diverged{color:#8a5300;font-weight:600}
 section.claim{border-top:2px solid #eee;margin-top:2rem;padding-top:.5rem}
 section.claim img{max-width:100%;border:1px solid #eee}

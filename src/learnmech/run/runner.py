@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import __version__
 from ..claims import Claim, Diverged, get, progress, registry
-from .cache import CACHE_ENV, set_cache_path
+from ..subruns import CACHE_ENV, set_cache_path
 from .store import Row, Store, config_hash
 
 BACKENDS = ("local", "ray")
@@ -332,7 +332,7 @@ def ray_runtime_env() -> dict[str, Any]:
     """The Ray ``runtime_env`` for learnmech tasks: plugin-claim variables of the driver, and no sub-run cache.
 
     The sub-run cache is an SQLite file on the driver's disk, which a remote node cannot reach, so Ray workers
-    compute every sub-run (an empty ``LEARNMECH_CACHE_DB`` disables it, see :mod:`learnmech.run.cache`).
+    compute every sub-run (an empty ``LEARNMECH_CACHE_DB`` disables it, see :mod:`learnmech.subruns`).
     """
     env_vars = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
     env_vars[CACHE_ENV] = ""
@@ -453,21 +453,36 @@ def run_jobs(
     return summary
 
 
-def claims_jobs(names: Sequence[str] | None = None, *, quick: bool = True, seed: int = 0) -> list[Job]:
-    """One job per claim (all claims if ``names`` is None) with its quick or full config."""
+def _seed_list(seed: int, seeds: int | None) -> list[int]:
+    """``seeds`` consecutive seeds starting at ``seed`` (just ``seed`` when ``seeds`` is None)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if seeds is None:
+        return [seed]
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    return list(range(seed, seed + seeds))
+
+
+def claims_jobs(names: Sequence[str] | None = None, *, quick: bool = True, seed: int = 0,
+                seeds: int | None = None) -> list[Job]:
+    """One job per claim (all claims if ``names`` is None) and seed, with its quick or full config.
+
+    seed: the first seed; seeds: how many consecutive seeds per claim (``seed .. seed + seeds - 1``; default one).
+    """
     claims = registry()
     selected = list(claims) if names is None else list(names)
     for name in selected:
         if name not in claims:
             raise ValueError(f"unknown claim {name!r}; known claims: {', '.join(claims)}")
     kind = "quick" if quick else "full"
-    return [Job(name, claims[name].config(quick), seed, kind) for name in selected]
+    return [Job(name, claims[name].config(quick), s, kind) for name in selected for s in _seed_list(seed, seeds)]
 
 
-def reproduce(names: Sequence[str] | None = None, *, quick: bool = True, seed: int = 0,
+def reproduce(names: Sequence[str] | None = None, *, quick: bool = True, seed: int = 0, seeds: int | None = None,
               db: str | os.PathLike[str] = "learnmech-out/results.db", **kwargs: Any) -> Summary:
-    """Run the claims (all by default) once each and store the results; see :func:`run_jobs` for kwargs."""
-    return run_jobs(claims_jobs(names, quick=quick, seed=seed), db, **kwargs)
+    """Run the claims (all by default) on ``seeds`` seeds from ``seed`` and store the results; see :func:`run_jobs`."""
+    return run_jobs(claims_jobs(names, quick=quick, seed=seed, seeds=seeds), db, **kwargs)
 
 
 def expand_grid(claim: Claim, grid: Mapping[str, Sequence[Any]], *, quick: bool = True) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..claims.base import jsonable
+from ..panels import jsonable
 
 SCHEMA_VERSION = "1"
 APP_TAG = "learnmech-results"

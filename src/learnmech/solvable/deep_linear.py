@@ -26,7 +26,7 @@ import torch
 from scipy import integrate
 
 from .._checks import as_array, one_of, positive_float, positive_int
-from .._seed import rng as make_rng
+from ..seeding import rng as make_rng
 from ._linalg import single_threaded
 
 __all__ = [

@@ -96,7 +96,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
 
 CLAIM = Claim(
     name="edge-of-stability",
-    strand="universal",
+    strand="laws",
     reference="Cohen et al. (2021), sec. 3",
     statement=(
         "theory says that under full-batch gradient descent the top Hessian eigenvalue rises until it reaches "

@@ -53,7 +53,7 @@ from learnmech.laws.experiment import (
     train_mlps,
     train_random_feature_mlp,
 )
-from learnmech.run.cache import cached
+from learnmech.subruns import cached
 
 MODELS = ("mlp", "random_features")
 # config keys that define one training run of each model (the cache key; unused keys do not split the cache)

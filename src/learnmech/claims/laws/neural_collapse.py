@@ -104,7 +104,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
 
 CLAIM = Claim(
     name="neural-collapse",
-    strand="universal",
+    strand="laws",
     reference="Papyan, Han & Donoho (2020), figs. 2-7",
     statement=(
         "theory says that training past zero training error, NC1 = Tr(Sigma_W Sigma_B^+)/C falls by at least an "

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from learnmech._seed import rng
 from learnmech.claims import Claim, Panel, Result, Series, step
 from learnmech.kernels import mlp, nngp_posterior
 from learnmech.kernels.empirical import ensemble_outputs, mlp_network
+from learnmech.seeding import rng
 
 
 def _relative_error(second_moment: np.ndarray, kernel: np.ndarray) -> float:

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from learnmech._seed import rng
 from learnmech.claims import Claim, Panel, Result, Series, step
 from learnmech.kernels import mlp
 from learnmech.kernels.empirical import empirical_ntk, mlp_network
+from learnmech.seeding import rng
 
 PREDICTED_SLOPE = -0.5
 

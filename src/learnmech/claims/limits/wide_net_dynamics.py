@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from learnmech._seed import rng
 from learnmech.claims import Claim, Diverged, Panel, Result, Series, step
 from learnmech.kernels import gradient_flow, mlp
 from learnmech.kernels.dynamics import train_mse_gd
 from learnmech.kernels.empirical import empirical_ntk, mlp_network
+from learnmech.seeding import rng
 
 
 def _rms(values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:

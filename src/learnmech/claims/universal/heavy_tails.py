@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from learnmech._seed import rng
 from learnmech.claims import Claim, Diverged, Panel, Result, Series, step
 from learnmech.observe import esd_alpha, layer_alphas, snapshot, spectral_density
 from learnmech.observe.tasks import gaussian_clusters, mlp, train
+from learnmech.seeding import rng
 
 ALPHA_RANGE = (2.0, 6.0)  # Martin & Mahoney (2021): well-trained layers
 RMT_PERCENTILE = 5.0
