@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
+from torch.nn import functional as F  # noqa: N812 - the usual alias
 
 from .._checks import one_of, positive_float, positive_int
 from ..seeding import torch_generator
@@ -72,7 +73,7 @@ class _Dense(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = x * self.input_scale
         if self.b_std != 0.0:
-            z = torch.cat([z, torch.full((*z.shape[:-1], 1), self.b_std, dtype=z.dtype)], dim=-1)
+            z = torch.cat([z, torch.full((*z.shape[:-1], 1), self.b_std, dtype=z.dtype, device=z.device)], dim=-1)
         return self.linear(z)
 
     def weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -103,6 +104,7 @@ def mlp_network(
     *,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
 ) -> nn.Module:
     """A finite-width MLP in the NTK parameterization whose infinite-width kernels are exactly
     ``learnmech.kernels.mlp(hidden_layers, activation, W_std, b_std, parameterization="ntk")``.
@@ -111,6 +113,7 @@ def mlp_network(
     Every dense layer computes ``W_std/sqrt(fan_in) x W^T + b_std b`` with all parameters ``N(0, 1)`` (drawn from
     ``seed``), as neural-tangents' ``stax.Dense(parameterization="ntk")``. Input ``(n, in_features)``, output
     ``(n, out_features)``. With ``b_std == 0`` the layers have no bias parameters (their kernel terms vanish).
+    ``device``: where the network lives (default CPU); the parameters are the same for a seed on every device.
     """
     in_features = positive_int(in_features, "in_features")
     hidden_layers = positive_int(hidden_layers, "hidden_layers", minimum=0)
@@ -135,7 +138,8 @@ def mlp_network(
     with torch.no_grad():
         for param in net.parameters():
             param.copy_(torch.randn(param.shape, generator=gen, dtype=dtype))
-    return net
+    # Drawn on the CPU generator, then moved: a seed gives the same network on every device.
+    return net if device is None else net.to(device)
 
 
 def ensemble_outputs(
@@ -150,14 +154,16 @@ def ensemble_outputs(
     parameterization of :func:`mlp_network`, where this *is* the initialisation), evaluated on ``x``.
 
     Vectorised with ``torch.func.functional_call`` + ``vmap`` over stacked parameters, ``chunk`` members at a
-    time. ``x``: ``(n, ...)``; returns ``(members, n, k)`` float64 (``k`` = flattened output size per input).
+    time, on the model's device. ``x``: ``(n, ...)``; returns ``(members, n, k)`` float64 (``k`` = flattened
+    output size per input).
     """
     members = positive_int(members, "members")
     chunk = positive_int(chunk, "chunk")
     params = {name: p.detach() for name, p in model.named_parameters()}
     buffers = {name: b.detach() for name, b in model.named_buffers()}
     dtype = next(iter(params.values())).dtype if params else torch.get_default_dtype()
-    xt = _as_input(x, "x", dtype)
+    device = _model_device(model)
+    xt = _as_input(x, "x", dtype, device)
     gen = torch_generator(seed)
 
     def one_member(member_params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -166,10 +172,12 @@ def ensemble_outputs(
     outputs = []
     for start in range(0, members, chunk):
         size = min(chunk, members - start)
-        stacked = {name: torch.randn((size, *p.shape), generator=gen, dtype=p.dtype) for name, p in params.items()}
+        # Drawn on the CPU generator and moved, so a seed gives the same members on every device.
+        stacked = {name: torch.randn((size, *p.shape), generator=gen, dtype=p.dtype).to(device)
+                   for name, p in params.items()}
         with torch.no_grad():
             outputs.append(vmap(one_member)(stacked))
-    return torch.cat(outputs).double().numpy()
+    return torch.cat(outputs).cpu().double().numpy()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -179,23 +187,35 @@ def ensemble_outputs(
 
 @dataclass
 class _Features:
-    """What one chunk of inputs contributes to the NTK: per tapped dense layer its input ``x`` ``(n, in)`` (or
-    None when the weight is frozen), output cotangents ``g`` ``(k, n, out)`` and whether its bias is trained;
-    plus the Jacobian ``(n, k, P_rest)`` of all remaining parameters (None when there are none)."""
+    """What one chunk of ``n`` inputs contributes to the NTK.
+
+    taps: per dense layer handled by the Gram rule, its input ``x`` ``(n, in)`` (None when the weight is frozen),
+        output cotangents ``g`` ``(k, n, out)`` and whether its bias is trained;
+    jacobians: per-sample Jacobians ``(n, k, P_i)`` of the other parameters: one block per convolution /
+        LayerNorm / sequence-dense layer, built from its inputs and cotangents, plus one block (vmap-jacrev) for
+        all parameters no rule covers.
+    """
 
     taps: list[tuple[torch.Tensor | None, torch.Tensor, bool]]
-    jacobian: torch.Tensor | None
+    jacobians: list[torch.Tensor]
     outputs: int
+    n: int
 
     def nbytes(self) -> int:
-        tensors = [t for x, g, _ in self.taps for t in (x, g) if t is not None]
-        if self.jacobian is not None:
-            tensors.append(self.jacobian)
+        tensors = [t for x, g, _ in self.taps for t in (x, g) if t is not None] + self.jacobians
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _as_input(x: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
-    """``x`` as a tensor with a leading batch axis; floating inputs cast to ``dtype`` and checked finite."""
+def _model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model with neither)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _as_input(x: Any, name: str, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    """``x`` as a tensor with a leading batch axis on ``device``; floating inputs cast to ``dtype``, checked
+    finite."""
     if x is None:
         raise ValueError(f"{name} must be an array of inputs with a leading batch axis, got None")
     try:
@@ -205,6 +225,8 @@ def _as_input(x: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
     if tensor.ndim < 1 or tensor.shape[0] < 1:
         raise ValueError(f"{name} must have a leading batch axis with at least one input, got shape "
                          f"{tuple(tensor.shape)}")
+    if device is not None:
+        tensor = tensor.to(device)
     if tensor.is_floating_point():
         tensor = tensor.to(dtype)
         if not torch.isfinite(tensor).all():
@@ -226,20 +248,44 @@ def _resolve_dtype(dtype: Any, params: dict[str, torch.Tensor]) -> torch.dtype:
     raise ValueError(f"dtype must be None, a floating torch.dtype or one of {sorted(aliases)}, got {dtype!r}")
 
 
-def _tappable_linears(model: nn.Module, trainable: dict[str, torch.Tensor], probe: Callable[[], Any]) -> dict:
-    """The ``nn.Linear`` submodules the structured rule is exact for: called exactly once per forward on a
-    ``(batch, in_features)`` input, with parameters that no other module shares. ``probe`` runs one forward
-    on a batch of ``>= 2`` inputs when available; returns ``{module_name: (module, [its trainable names])}``."""
+# Module types with a structured rule. Exact types only: a subclass may override forward.
+_CONV_TYPES: dict[type, int] = {nn.Conv1d: 1, nn.Conv2d: 2}
+
+
+def _tap_kind(module: nn.Module, in_shape: tuple[int, ...], batch: int) -> str | None:
+    """Which structured rule is exact for ``module`` called once on an input of shape ``in_shape`` whose
+    leading axis is the batch (None: no rule, the Jacobian contraction handles its parameters)."""
+    if len(in_shape) < 2 or in_shape[0] != batch:
+        return None
+    kind = type(module)
+    if kind is nn.Linear:
+        return "dense" if len(in_shape) == 2 else "dense_nd"
+    if kind in _CONV_TYPES:
+        # groups > 1 would need block-diagonal patches: left to the generic path.
+        return "conv" if len(in_shape) == 2 + _CONV_TYPES[kind] and module.groups == 1 else None
+    if kind is nn.LayerNorm:
+        return "layernorm" if module.elementwise_affine else None
+    return None
+
+
+def _tappable_layers(model: nn.Module, trainable: dict[str, torch.Tensor], probe: Callable[[], Any]) -> dict:
+    """The submodules a structured rule is exact for: called exactly once per forward on an input whose leading
+    axis is the batch (see :func:`_tap_kind`), with parameters that no other module shares. ``probe`` runs one
+    forward on a batch of ``>= 2`` inputs when available; returns
+    ``{module_name: (module, [its trainable names], kind, per-sample output shape)}``."""
     owners: dict[int, list[str]] = {}
     for mod_name, module in model.named_modules(remove_duplicate=False):
         for p_name, p in module.named_parameters(recurse=False):
             owners.setdefault(id(p), []).append(f"{mod_name}.{p_name}" if mod_name else p_name)
-    calls: dict[str, list[tuple[int, ...]]] = {}
-    candidates = {name: m for name, m in model.named_modules() if type(m) is nn.Linear}
+    calls: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {}
+    candidates = {name: m for name, m in model.named_modules()
+                  if type(m) in (nn.Linear, nn.LayerNorm, *_CONV_TYPES)}
 
     def recorder(name: str) -> Callable:
         def hook(module: nn.Module, inputs: tuple, output: Any) -> None:
-            calls.setdefault(name, []).append(tuple(inputs[0].shape) if inputs else ())
+            in_shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], torch.Tensor) else ()
+            out_shape = tuple(output.shape) if isinstance(output, torch.Tensor) else ()
+            calls.setdefault(name, []).append((in_shape, out_shape))
         return hook
 
     handles = [m.register_forward_hook(recorder(name)) for name, m in candidates.items()]
@@ -251,15 +297,40 @@ def _tappable_linears(model: nn.Module, trainable: dict[str, torch.Tensor], prob
     tapped = {}
     for name, module in candidates.items():
         shapes = calls.get(name, [])
-        if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][0] != batch:
+        if len(shapes) != 1:
+            continue
+        in_shape, out_shape = shapes[0]
+        kind = _tap_kind(module, in_shape, batch)
+        if kind is None or not out_shape or out_shape[0] != batch:
             continue
         own = {id(p) for p in module.parameters(recurse=False)}
         if any(len(owners[pid]) != 1 for pid in own):
             continue  # a parameter shared with another module: its gradient has more than this path
         names = [n for n, p in trainable.items() if id(p) in own or n in (f"{name}.weight", f"{name}.bias")]
         if names:
-            tapped[name] = (module, names)
+            tapped[name] = (module, names, kind, out_shape[1:])
     return tapped
+
+
+def _conv_patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Input patches of a groups=1 ``nn.Conv1d``/``nn.Conv2d`` for input ``x`` ``(n, C, *spatial)``:
+    ``(n, C * prod(kernel_size), L)`` with ``L`` the number of output positions, ordered like the flattened
+    output, so that ``conv(x)[:, o, l] = sum_c W.reshape(O, -1)[o, c] * patches[:, c, l] + b[o]``."""
+    dims = _CONV_TYPES[type(module)]
+    kernel, dilation, stride = module.kernel_size, module.dilation, module.stride
+    if isinstance(module.padding, str):
+        # "valid": none; "same": total dilation*(k-1) per axis, the extra one on the right (as torch's Conv).
+        totals = [0 if module.padding == "valid" else d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+        pads = [(total // 2, total - total // 2) for total in totals]
+    else:
+        pads = [(p, p) for p in module.padding]
+    flat_pads = [side for pair in reversed(pads) for side in pair]  # F.pad wants the last axis first
+    if any(flat_pads):
+        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+        x = F.pad(x, flat_pads, mode=mode)
+    if dims == 1:  # unfold is 2-D only: a 1-D conv is a 2-D conv over a height-1 image
+        x, kernel, dilation, stride = x[:, :, None, :], (1, *kernel), (1, *dilation), (1, *stride)
+    return F.unfold(x, kernel, dilation=dilation, padding=0, stride=stride)
 
 
 class _NTKComputer:
@@ -275,10 +346,10 @@ class _NTKComputer:
         trainable = {n: p for n, p in named.items() if p.requires_grad}
         if not trainable:
             raise ValueError("model has no trainable parameters (requires_grad=True); its NTK is undefined")
-        self.taps: dict[str, tuple[nn.Module, list[str]]] = {}
+        self.taps: dict[str, tuple[nn.Module, list[str], str, tuple[int, ...]]] = {}
         if implementation == "structured":
-            self.taps = _tappable_linears(model, trainable, lambda: self._probe(probe_x))
-        tapped = {n for _, names in self.taps.values() for n in names}
+            self.taps = _tappable_layers(model, trainable, lambda: self._probe(probe_x))
+        tapped = {n for _, names, _, _ in self.taps.values() for n in names}
         self.rest = [n for n in trainable if n not in tapped]
 
     def _probe(self, x: torch.Tensor) -> int:
@@ -292,13 +363,14 @@ class _NTKComputer:
     def features(self, x: torch.Tensor) -> _Features:
         n = x.shape[0]
         taps: list[tuple[torch.Tensor | None, torch.Tensor, bool]] = []
+        jacobians: list[torch.Tensor] = []
         outputs = None
         if self.taps:
             # Zero perturbations added to each tapped layer's output: the VJP w.r.t. them is the output
             # cotangent g = df/dy of that layer (Novak et al. 2022, sec. 4, "structured derivatives").
-            # The probe checked each tapped layer sees a (batch, in_features) input, so its output is (n, out_features).
-            eps = {name: torch.zeros((n, m.out_features), dtype=self.dtype, requires_grad=True)
-                   for name, (m, _) in self.taps.items()}
+            # The probe recorded each tapped layer's per-sample output shape.
+            eps = {name: torch.zeros((n, *shape), dtype=self.dtype, device=x.device, requires_grad=True)
+                   for name, (_, _, _, shape) in self.taps.items()}
             # Plain autograd (not torch.func.vjp, whose first call imports torch._dynamo: seconds per process).
             with torch.enable_grad():
                 out, inputs = self._tapped_forward(eps, x)
@@ -307,20 +379,63 @@ class _NTKComputer:
                     grads = torch.autograd.grad(out, list(eps.values()), torch.ones_like(out))
                     cotangents = {name: g[None] for name, g in zip(eps, grads, strict=True)}
                 else:
-                    basis = torch.eye(outputs, dtype=self.dtype)[:, None, :].expand(outputs, n, outputs)
-                    grads = torch.autograd.grad(out, list(eps.values()), basis, is_grads_batched=True)
+                    basis = torch.eye(outputs, dtype=self.dtype, device=x.device)[:, None, :]
+                    grads = torch.autograd.grad(out, list(eps.values()), basis.expand(outputs, n, outputs),
+                                                is_grads_batched=True)
                     cotangents = dict(zip(eps, grads, strict=True))
             inputs = {name: value.detach() for name, value in inputs.items()}
-            for name, (_module, names) in self.taps.items():
+            for name, (module, names, kind, _) in self.taps.items():
                 weight_trained = any(nm.endswith("weight") for nm in names)
                 bias_trained = any(nm.endswith("bias") for nm in names)
-                taps.append((inputs[name] if weight_trained else None, cotangents[name], bias_trained))
-        jacobian = None
+                g = cotangents[name]  # (k, n, *per-sample output shape)
+                if kind == "dense":
+                    taps.append((inputs[name] if weight_trained else None, g, bias_trained))
+                else:
+                    jacobians.extend(self._layer_jacobians(module, kind, inputs[name], g, weight_trained,
+                                                           bias_trained))
         if self.rest:
-            jacobian = self._jacobian(x)
-            outputs = jacobian.shape[1]
+            jacobians.append(self._jacobian(x))
+            outputs = jacobians[-1].shape[1]
         assert outputs is not None
-        return _Features(taps, jacobian, outputs)
+        return _Features(taps, jacobians, outputs, n)
+
+    @staticmethod
+    def _layer_jacobians(module: nn.Module, kind: str, x: torch.Tensor, g: torch.Tensor, weight: bool,
+                         bias: bool) -> list[torch.Tensor]:
+        """Per-sample Jacobians ``(n, k, P_layer)`` of one layer's weight and bias from its input ``x`` and
+        output cotangents ``g`` ``(k, n, ...)`` (Novak et al. 2022, sec. 4: the parameter Jacobian of a layer
+        that is linear in its parameters is its input structure contracted with the output cotangent)."""
+        k, n = g.shape[:2]
+        blocks = []
+        if kind == "conv":
+            # y[o, l] = sum_c W[o, c] P[c, l] + b[o] over patches P (unfold), so
+            # dF/dW[o, c] = sum_l g[o, l] P[c, l] and dF/db[o] = sum_l g[o, l].
+            g = g.reshape(k, n, g.shape[2], -1)  # (k, n, O, L)
+            if weight:
+                patches = _conv_patches(module, x)  # (n, C*K, L)
+                if patches.shape[-1] != g.shape[-1]:
+                    raise RuntimeError(f"conv patches have {patches.shape[-1]} positions, outputs {g.shape[-1]}")
+                blocks.append(torch.einsum("kaol,acl->akoc", g, patches).reshape(n, k, -1))
+            if bias:
+                blocks.append(g.sum(-1).transpose(0, 1))
+        elif kind == "layernorm":
+            # y = xhat * w + b elementwise over normalized_shape (Ba, Kiros & Hinton 2016, eq. 4 with gain/bias):
+            # dF/dw = sum over the leading positions of g * xhat, dF/db the same sum of g.
+            size = math.prod(module.normalized_shape)
+            g = g.reshape(k, n, -1, size)
+            if weight:
+                xhat = F.layer_norm(x, module.normalized_shape, None, None, module.eps).reshape(1, n, -1, size)
+                blocks.append((g * xhat).sum(2).transpose(0, 1))
+            if bias:
+                blocks.append(g.sum(2).transpose(0, 1))
+        elif kind == "dense_nd":
+            # y[..., o] = sum_i W[o, i] x[..., i] + b[o] at every leading position: sum the outer products.
+            g = g.reshape(k, n, -1, g.shape[-1])  # (k, n, S, O)
+            if weight:
+                blocks.append(torch.einsum("kaso,asi->akoi", g, x.reshape(n, -1, x.shape[-1])).reshape(n, k, -1))
+            if bias:
+                blocks.append(g.sum(2).transpose(0, 1))
+        return blocks
 
     def _tapped_forward(self, eps: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, dict]:
         captured: dict[str, torch.Tensor] = {}
@@ -331,7 +446,7 @@ class _NTKComputer:
                 return output + eps[name]
             return hook
 
-        handles = [m.register_forward_hook(make_hook(name)) for name, (m, _) in self.taps.items()]
+        handles = [m.register_forward_hook(make_hook(name)) for name, (m, _, _, _) in self.taps.items()]
         try:
             out = self._forward(self.params, x)
         finally:
@@ -357,26 +472,24 @@ class _NTKComputer:
 
 def _block(f1: _Features, f2: _Features, full: bool) -> torch.Tensor:
     """NTK block between two chunks: ``(n1, n2)`` (mean over logits) or ``(n1, n2, k, k)`` when ``full``."""
-    k = f1.outputs
-    n1 = f1.taps[0][1].shape[1] if f1.taps else f1.jacobian.shape[0]  # type: ignore[union-attr]
-    n2 = f2.taps[0][1].shape[1] if f2.taps else f2.jacobian.shape[0]  # type: ignore[union-attr]
-    like = f1.taps[0][1] if f1.taps else f1.jacobian
-    total = torch.zeros((n1, n2, k, k) if full else (n1, n2), dtype=like.dtype)  # type: ignore[union-attr]
+    k, n1, n2 = f1.outputs, f1.n, f2.n
+    like = f1.taps[0][1] if f1.taps else f1.jacobians[0]
+    total = torch.zeros((n1, n2, k, k) if full else (n1, n2), dtype=like.dtype, device=like.device)
     for (x1, g1, bias), (x2, g2, _) in zip(f1.taps, f2.taps, strict=True):
         # Dense layer: dF/dW = g (x) x, dF/db = g, so Theta_layer = (x1.x2 + [bias]) * (g1.g2)
         # (Novak et al. 2022, eq. for fully-connected layers in sec. 4).
-        scale = x1 @ x2.T if x1 is not None else torch.zeros((n1, n2), dtype=total.dtype)
+        scale = x1 @ x2.T if x1 is not None else torch.zeros((n1, n2), dtype=total.dtype, device=total.device)
         if bias:
             scale = scale + 1.0
         if full:
             total += scale[:, :, None, None] * torch.einsum("aio,bjo->ijab", g1, g2)
         else:
             total += scale * (g1.permute(1, 0, 2).reshape(n1, -1) @ g2.permute(1, 0, 2).reshape(n2, -1).T / k)
-    if f1.jacobian is not None and f2.jacobian is not None:
+    for j1, j2 in zip(f1.jacobians, f2.jacobians, strict=True):
         if full:
-            total += torch.einsum("iap,jbp->ijab", f1.jacobian, f2.jacobian)
+            total += torch.einsum("iap,jbp->ijab", j1, j2)
         else:
-            total += f1.jacobian.reshape(n1, -1) @ f2.jacobian.reshape(n2, -1).T / k
+            total += j1.reshape(n1, -1) @ j2.reshape(n2, -1).T / k
     return total
 
 
@@ -394,7 +507,8 @@ def empirical_ntk(
     (Jacot et al. 2018, eq. 4).
 
     model: any ``nn.Module`` mapping a batch ``(n, ...)`` to outputs ``(n, ...)``, processing samples independently
-        (no batch statistics); its outputs are flattened to ``k`` logits per input.
+        (no batch statistics); its outputs are flattened to ``k`` logits per input. The computation runs on the
+        model's device (that of its first parameter); inputs are moved there.
     x1: ``(n1, ...)`` inputs; x2: ``(n2, ...)`` or None (then ``x2 = x1`` and only half of the blocks are computed).
     mode: ``"trace"`` -> ``(n1, n2)``, the mean over logits of the per-logit kernel
         ``(1/k) sum_a J_a(x1) J_a(x2)^T`` (neural-tangents' ``trace_axes=(-1,)`` convention; for a scalar output
@@ -402,8 +516,12 @@ def empirical_ntk(
     batch_size: inputs per chunk; memory is bounded by a few chunks' features.
     dtype: ``None`` (the parameters' dtype), ``torch.float32``/``torch.float64`` or ``"float32"``/``"float64"``:
         the precision of the whole computation (parameters and inputs are cast to it).
-    implementation: ``"structured"`` (dense layers via input/cotangent Grams, Novak et al. 2022; everything else
-        by Jacobian contraction) or ``"jacobian"`` (Jacobian contraction for all parameters).
+    implementation: ``"structured"`` (Novak et al. 2022, sec. 4: ``nn.Linear`` on ``(batch, features)`` inputs
+        via input/cotangent Grams; ``nn.Linear`` on ``(batch, ..., features)``, ``nn.Conv1d``/``nn.Conv2d``
+        with ``groups=1`` (any stride, padding, padding mode, dilation) and affine ``nn.LayerNorm`` via per-layer
+        Jacobians contracted from their inputs/patches and output cotangents; each layer must be called once per
+        forward and own its parameters; everything else by Jacobian contraction) or ``"jacobian"`` (Jacobian
+        contraction, ``vmap(jacrev)``, for all parameters).
     Returns numpy float64.
     """
     if not isinstance(model, nn.Module):
@@ -412,8 +530,9 @@ def empirical_ntk(
     implementation = one_of(implementation, "implementation", ("structured", "jacobian"))
     batch_size = positive_int(batch_size, "batch_size")
     torch_dtype = _resolve_dtype(dtype, dict(model.named_parameters()))
-    a = _as_input(x1, "x1", torch_dtype)
-    b = None if x2 is None else _as_input(x2, "x2", torch_dtype)
+    device = _model_device(model)
+    a = _as_input(x1, "x1", torch_dtype, device)
+    b = None if x2 is None else _as_input(x2, "x2", torch_dtype, device)
     if b is not None and tuple(b.shape[1:]) != tuple(a.shape[1:]):
         raise ValueError(f"x2 must have the same per-input shape as x1 {tuple(a.shape[1:])}, "
                          f"got {tuple(b.shape[1:])}")
@@ -463,4 +582,4 @@ def empirical_ntk(
     kernel = torch.cat([torch.cat(row, dim=1) for row in rows], dim=0)  # type: ignore[arg-type]
     if mode == "full" and kernel.shape[-1] == 1:
         kernel = kernel[..., 0, 0]
-    return kernel.detach().double().numpy()
+    return kernel.detach().cpu().double().numpy()
