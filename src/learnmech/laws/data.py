@@ -1,13 +1,14 @@
 """Published scaling data: the Chinchilla points digitised by Epoch AI (Besiroglu et al. 2024).
 
-The CSV lives outside the package (``shared/data/chinchilla_svg_extracted.csv`` beside the repository), so it is
-located at run time: ``$LEARNMECH_DATA`` (a directory holding the file, or the file itself) if set, else the first
-``shared/data/`` found walking up from this module and from the working directory.
+The CSV ships inside the package (``learnmech/laws/published/``, with its provenance and licence note in
+``PROVENANCE.md`` beside it) and is read through :mod:`importlib.resources`, so it is found in any installation and
+from any working directory. ``$LEARNMECH_DATA`` (a directory holding the file, or the file itself) overrides it.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,14 @@ __all__ = ["CHINCHILLA_FILE", "find_data_file", "load_chinchilla", "drop_highest
 
 CHINCHILLA_FILE = "chinchilla_svg_extracted.csv"
 _ENV = "LEARNMECH_DATA"
+_PACKAGE_DIR = "published"  # package data folder of learnmech.laws
 
 
 def find_data_file(filename: str = CHINCHILLA_FILE) -> Path:
-    """Path of a shared data file; FileNotFoundError saying where it looked when it is nowhere."""
+    """Path of a data file: ``$LEARNMECH_DATA`` if set, else the copy shipped in the package.
+
+    FileNotFoundError saying where it looked when it is in neither place.
+    """
     looked: list[str] = []
     override = os.environ.get(_ENV)
     if override:
@@ -30,12 +35,12 @@ def find_data_file(filename: str = CHINCHILLA_FILE) -> Path:
         if candidate.is_file():
             return candidate
         looked.append(f"${_ENV} -> {candidate}")
-    for origin in (Path(__file__).resolve().parent, Path.cwd().resolve()):
-        for directory in (origin, *origin.parents):
-            candidate = directory / "shared" / "data" / filename
-            if candidate.is_file():
-                return candidate
-        looked.append(f"shared/data/ above {origin}")
+    shipped = resources.files("learnmech.laws").joinpath(_PACKAGE_DIR, filename)
+    if shipped.is_file():
+        # Installed as plain files (wheel, sdist, editable): a real path. A zipped install is not supported by
+        # setuptools' default zip_safe=False, so str() of the traversable is a filesystem path here.
+        return Path(str(shipped))
+    looked.append(f"the package data learnmech/laws/{_PACKAGE_DIR}/")
     raise FileNotFoundError(
         f"could not find {filename}: looked in {'; '.join(looked)}. Set {_ENV} to its directory."
     )
