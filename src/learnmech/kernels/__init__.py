@@ -2,8 +2,17 @@
 the infinite-width training dynamics (gradient flow on MSE, NNGP posterior)."""
 
 from .analytic import Kernel, mlp
-from .dynamics import FlowPrediction, Posterior, gradient_flow, nngp_posterior, train_mse_gd
-from .empirical import empirical_ntk, ensemble_outputs, mlp_network
+from .dynamics import (
+    FlowPrediction,
+    Posterior,
+    gradient_descent,
+    gradient_flow,
+    max_learning_rate,
+    nngp_posterior,
+    train_mse_gd,
+)
+from .empirical import empirical_ntk, ensemble_outputs, mlp_network, monte_carlo_kernel_fn, ntk_vector_product
 
 __all__ = ["Kernel", "mlp", "empirical_ntk", "mlp_network", "ensemble_outputs", "gradient_flow", "nngp_posterior",
-           "FlowPrediction", "Posterior", "train_mse_gd"]
+           "FlowPrediction", "Posterior", "train_mse_gd", "gradient_descent", "max_learning_rate",
+           "ntk_vector_product", "monte_carlo_kernel_fn"]

@@ -22,18 +22,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, vmap
+from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn import functional as F  # noqa: N812 - the usual alias
 
-from .._checks import one_of, positive_float, positive_int
+from .._checks import as_array, one_of, positive_float, positive_int
 from ..seeding import torch_generator
 
-__all__ = ["empirical_ntk", "mlp_network", "ensemble_outputs", "ACTIVATIONS"]
+if TYPE_CHECKING:
+    from .analytic import Kernel
+
+__all__ = ["empirical_ntk", "ntk_vector_product", "monte_carlo_kernel_fn", "sample_seeds", "mlp_network",
+           "ensemble_outputs", "ACTIVATIONS"]
 
 # Elementwise activations with the same meaning as in learnmech.kernels.mlp / neural-tangents' stax
 # ("gelu" is the exact erf form, not the tanh approximation).
@@ -583,3 +587,189 @@ def empirical_ntk(
     if mode == "full" and kernel.shape[-1] == 1:
         kernel = kernel[..., 0, 0]
     return kernel.detach().cpu().double().numpy()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Implicit NTK: kernel-vector products without the kernel
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def ntk_vector_product(
+    model: nn.Module,
+    x1: Any,
+    v: Any,
+    x2: Any = None,
+    *,
+    mode: str = "full",
+    batch_size: int = 256,
+    dtype: Any = None,
+) -> np.ndarray | torch.Tensor:
+    """``Theta(x1, x2) v`` without forming ``Theta``: one vector-Jacobian product ``g = J(x2)^T v`` (a gradient,
+    size ``P``) followed by one Jacobian-vector product ``J(x1) g`` (Novak et al. 2022, sec. 3.2, "NTK-vector
+    products"; Jacot et al. 2018, eq. 4 for ``Theta = J J^T``), both by ``torch.func``. Memory ``O(P + chunk)``
+    instead of ``O(n1 n2)``, so ``n`` can go beyond what the kernel matrix would fit (e.g. for CG or Lanczos).
+
+    model: an ``nn.Module`` as for :func:`empirical_ntk` (``k`` logits per input, trainable parameters only);
+        the computation runs on its device. x1: ``(n1, ...)`` inputs; x2: ``(n2, ...)`` or None (``= x1``).
+    v: mode ``"full"``: ``(n2, k)`` (or ``(n2,)`` when ``k == 1``), a vector over the outputs on ``x2``;
+        returns ``sum_j Theta(x1_i, x2_j) v_j`` of shape ``(n1, k)`` (``(n1,)`` for 1-D ``v``), the product
+        with the full ``(n1 k, n2 k)`` kernel. Mode ``"trace"``: ``(n2,)`` or ``(n2, m)`` (``m`` vectors at
+        once); returns ``(n1,)`` or ``(n1, m)``: the product with :func:`empirical_ntk`'s ``mode="trace"`` kernel
+        ``(1/k) sum_a J_a J_a^T`` (``k`` VJP/JVP pairs per vector).
+    batch_size: inputs per chunk of ``x1`` and ``x2``; the VJPs of the ``x2`` chunks are summed.
+    dtype: as for :func:`empirical_ntk`.
+    Returns a ``torch.Tensor`` on the model's device (in ``dtype``) when ``v`` is a tensor, else numpy float64.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    mode = one_of(mode, "mode", ("trace", "full"))
+    batch_size = positive_int(batch_size, "batch_size")
+    named = dict(model.named_parameters())
+    torch_dtype = _resolve_dtype(dtype, named)
+    device = _model_device(model)
+    a = _as_input(x1, "x1", torch_dtype, device)
+    b = a if x2 is None else _as_input(x2, "x2", torch_dtype, device)
+    if tuple(b.shape[1:]) != tuple(a.shape[1:]):
+        raise ValueError(f"x2 must have the same per-input shape as x1 {tuple(a.shape[1:])}, "
+                         f"got {tuple(b.shape[1:])}")
+    params = {n: (p.detach().to(torch_dtype) if p.is_floating_point() else p.detach()) for n, p in named.items()}
+    buffers = {n: (t.detach().to(torch_dtype) if t.is_floating_point() else t.detach())
+               for n, t in model.named_buffers()}
+    trainable = {n: params[n] for n, p in named.items() if p.requires_grad}
+    if not trainable:
+        raise ValueError("model has no trainable parameters (requires_grad=True); its NTK is undefined")
+
+    def forward(x: torch.Tensor) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+        return lambda tp: functional_call(model, ({**params, **tp}, buffers), (x,)).reshape(x.shape[0], -1)
+
+    try:
+        with torch.no_grad():
+            k = forward(b[:1])(trainable).shape[1]
+    except RuntimeError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"x1: the model cannot be applied to inputs of per-input shape {tuple(a.shape[1:])} "
+                         f"({first_line})") from None
+    returns_tensor = isinstance(v, torch.Tensor)
+    vec = (v.detach() if returns_tensor else torch.as_tensor(as_array(v, "v"))).to(device=device, dtype=torch_dtype)
+    n2 = b.shape[0]
+    if not torch.isfinite(vec).all():
+        raise ValueError("v contains NaN or inf")
+    if mode == "full":
+        if vec.shape not in ((n2, k), (n2,) if k == 1 else (n2, k)):
+            want = f"({n2}, {k})" + (f" or ({n2},)" if k == 1 else "")
+            raise ValueError(f"v must have shape {want} (n2 inputs x k={k} outputs) for mode='full', "
+                             f"got {tuple(vec.shape)}")
+        # one cotangent (n2, k)
+        cotangents = vec.reshape(1, n2, k)
+    else:
+        if vec.ndim not in (1, 2) or vec.shape[0] != n2:
+            raise ValueError(f"v must have shape ({n2},) or ({n2}, m) for mode='trace', got {tuple(vec.shape)}")
+        columns = vec.reshape(n2, -1)  # (n2, m)
+        # cotangent (column c, logit a) = columns[:, c] e_a^T: the k per-logit kernels, each applied to c.
+        eye = torch.eye(k, dtype=torch_dtype, device=device)
+        cotangents = torch.einsum("jc,ab->cajb", columns, eye).reshape(-1, n2, k)  # (m k, n2, k)
+
+    # g = J(x2)^T c for every cotangent c, summed over the chunks of x2 (a VJP is linear in the inputs' terms).
+    with torch.enable_grad():
+        grads: dict[str, torch.Tensor] | None = None
+        for start in range(0, n2, batch_size):
+            _, vjp_fn = vjp(forward(b[start:start + batch_size]), trainable)
+            (part,) = vmap(vjp_fn)(cotangents[:, start:start + batch_size])
+            grads = part if grads is None else {n: grads[n] + part[n] for n in grads}
+    assert grads is not None
+    # J(x1) g per chunk of x1, one JVP per cotangent (forward mode: no graph kept).
+    outs = []
+    for start in range(0, a.shape[0], batch_size):
+        f = forward(a[start:start + batch_size])
+        outs.append(vmap(lambda tangent, f=f: jvp(f, (trainable,), (tangent,))[1])(grads))
+    product = torch.cat(outs, dim=1)  # (B, n1, k)
+    n1 = a.shape[0]
+    if mode == "full":
+        result = product[0] if vec.ndim == 2 else product[0, :, 0]
+    else:
+        m = product.shape[0] // k
+        per_logit = product.reshape(m, k, n1, k)
+        result = torch.diagonal(per_logit, dim1=1, dim2=3).mean(-1).T  # (n1, m): mean over logits a of J_a J_a^T
+        result = result if vec.ndim == 2 else result[:, 0]
+    result = result.detach()
+    return result if returns_tensor else result.cpu().double().numpy()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Monte-Carlo estimate of the infinite-width kernels from finite networks
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def sample_seeds(seed: int, n_samples: int) -> list[int]:
+    """The seeds :func:`monte_carlo_kernel_fn` passes to ``module_fn``: ``n_samples`` 32-bit words of
+    ``numpy.random.SeedSequence(seed)`` (a prefix of those for a larger ``n_samples``, so estimates extend)."""
+    seed = positive_int(seed, "seed", minimum=0)
+    n_samples = positive_int(n_samples, "n_samples")
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n_samples, dtype=np.uint32)]
+
+
+def monte_carlo_kernel_fn(
+    module_fn: Callable[[int], nn.Module],
+    x1: Any,
+    x2: Any = None,
+    n_samples: int = 16,
+    seed: int = 0,
+    *,
+    batch_size: int = 256,
+    dtype: Any = None,
+    implementation: str = "structured",
+) -> Kernel:
+    """Monte-Carlo estimate of a network's NNGP and NTK from ``n_samples`` finite networks at initialisation
+    (neural-tangents' ``monte_carlo_kernel_fn`` with ``trace_axes=(-1,)``; Novak et al. 2019, sec. 2.3 and
+    app. "Monte Carlo estimates"):
+
+        nngp = mean_s (1/k) f_s(x1) f_s(x2)^T,      ntk = mean_s Theta_s(x1, x2)  (empirical_ntk, mode="trace")
+
+    Both converge to the infinite-width kernels as width and ``n_samples`` grow: the NTK of each network
+    fluctuates ``O(width^-1/2)`` around its limit (Jacot et al. 2018, thm. 1), the NNGP estimate is an average of
+    outer products whose spread ``O(n_samples^-1/2)`` does not shrink with width (Lee et al. 2018, sec. 2.3).
+
+    module_fn: ``seed -> nn.Module`` mapping ``(n, ...)`` inputs to ``(n, k)`` outputs, e.g.
+        ``lambda s: mlp_network(d, 2, 512, seed=s)`` or a stax ``Layer.module`` bound to an input shape; called with
+        the seeds :func:`sample_seeds` draws from ``seed``. Each network's device is used for its computations.
+    x1: ``(n1, ...)`` inputs; x2: ``(n2, ...)`` or None (``= x1``). n_samples: number of networks (>= 1).
+    batch_size, dtype, implementation: as for :func:`empirical_ntk`.
+    Returns ``Kernel(nngp, ntk)``, each ``(n1, n2)`` numpy float64.
+    """
+    # Imported here: analytic (or the stax layers it may build on) can import this module.
+    from .analytic import Kernel
+
+    if not callable(module_fn):
+        raise ValueError(f"module_fn must be a callable seed -> torch.nn.Module, got {type(module_fn).__name__}")
+    seeds = sample_seeds(seed, n_samples)
+    nngp_sum: np.ndarray | None = None
+    ntk_sum: np.ndarray | None = None
+    for s in seeds:
+        model = module_fn(s)
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"module_fn must return a torch.nn.Module, got {type(model).__name__} for seed {s}")
+        ntk = empirical_ntk(model, x1, x2, mode="trace", batch_size=batch_size, dtype=dtype,
+                            implementation=implementation)
+        torch_dtype = _resolve_dtype(dtype, dict(model.named_parameters()))
+        device = _model_device(model)
+        params = {n: (p.detach().to(torch_dtype) if p.is_floating_point() else p.detach())
+                  for n, p in model.named_parameters()}
+        buffers = {n: (t.detach().to(torch_dtype) if t.is_floating_point() else t.detach())
+                   for n, t in model.named_buffers()}
+
+        def outputs(x: Any, name: str, model: nn.Module = model, params: dict = params, buffers: dict = buffers,
+                    torch_dtype: torch.dtype = torch_dtype, device: torch.device = device) -> torch.Tensor:
+            xt = _as_input(x, name, torch_dtype, device)
+            with torch.no_grad():
+                return torch.cat([functional_call(model, (params, buffers), (xt[i:i + batch_size],))
+                                  .reshape(min(batch_size, xt.shape[0] - i), -1)
+                                  for i in range(0, xt.shape[0], batch_size)])
+
+        f1 = outputs(x1, "x1")
+        f2 = f1 if x2 is None else outputs(x2, "x2")
+        # (1/k) f1 f2^T: the output covariance per logit, neural-tangents' trace_axes=(-1,) convention.
+        nngp = (f1 @ f2.T / f1.shape[1]).cpu().double().numpy()
+        nngp_sum = nngp if nngp_sum is None else nngp_sum + nngp
+        ntk_sum = ntk if ntk_sum is None else ntk_sum + ntk
+    assert nngp_sum is not None and ntk_sum is not None
+    return Kernel(nngp=nngp_sum / len(seeds), ntk=ntk_sum / len(seeds))
