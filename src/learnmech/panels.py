@@ -31,6 +31,9 @@ class Series:
     ``role`` says what it is: the theory's ``"prediction"`` (drawn as a line), the experiment's
     ``"measurement"`` (drawn as markers, with ``yerr`` if given) or a ``"reference"`` (grey, dashed).
     ``lower``/``upper`` draw a shaded band around the series (e.g. the tolerance band of a prediction).
+    ``group``: series with the same group share one colour (a fitted line and the data it was fitted to).
+    ``connect``: join the points with a line (default: predictions yes; measurements only when dense, > 40
+    points; set ``False`` for categorical x such as a parameter index or a run index).
     """
 
     label: str
@@ -40,6 +43,8 @@ class Series:
     yerr: Sequence[float] | None = None
     lower: Sequence[float] | None = None
     upper: Sequence[float] | None = None
+    group: str | None = None
+    connect: bool | None = None
 
     def __post_init__(self) -> None:
         self.x, self.y = _floats(self.x), _floats(self.y)
@@ -58,7 +63,10 @@ class Series:
 
 @dataclass
 class Panel:
-    """One subplot of a claim's figure: axes labels (with units), scales, series, horizontal guide lines."""
+    """One subplot of a claim's figure: axes labels (with units), scales, series, horizontal guide lines.
+
+    ``xticks``: ``(position, label)`` pairs for a categorical x axis (e.g. parameter names), drawn instead of numbers.
+    """
 
     title: str
     xlabel: str
@@ -67,12 +75,14 @@ class Panel:
     xscale: Literal["linear", "log", "symlog"] = "linear"
     yscale: Literal["linear", "log", "symlog"] = "linear"
     hlines: list[tuple[float, str]] = field(default_factory=list)
+    xticks: list[tuple[float, str]] = field(default_factory=list)
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Panel:
         series = [Series(**s) for s in data.get("series", [])]
         rest = {k: v for k, v in data.items() if k != "series"}
         rest["hlines"] = [tuple(h) for h in rest.get("hlines", [])]
+        rest["xticks"] = [tuple(t) for t in rest.get("xticks", [])]
         return Panel(series=series, **rest)
 
 

@@ -26,16 +26,20 @@ from ..run.store import Row, Store
 from .figures import render_png
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1440px;color:#222;
 padding:0 1rem}
 h1{margin-bottom:.2rem} .meta{color:#666;font-size:.9rem}
 table{border-collapse:collapse;margin:1rem 0;font-size:.88rem;width:100%}
 th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical-align:top}
 th{background:#f4f4f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{overflow-x:auto} td.num,#verdicts td:nth-child(-n+2){white-space:nowrap}
-#verdicts td:nth-child(3){min-width:9rem;max-width:14rem}
-#verdicts td:nth-child(4),#verdicts td:nth-child(5){max-width:17rem;overflow-wrap:anywhere}
-#verdicts td:last-child{min-width:8rem;font-size:.8rem;color:#555}
+#verdicts td:nth-child(3){min-width:8rem;max-width:12rem;font-size:.8rem}
+#verdicts td:nth-child(4),#verdicts td:nth-child(5){max-width:11rem;font-size:.8rem;overflow-wrap:break-word;word-break:normal}
+#verdicts td:nth-child(7){min-width:8rem;font-size:.82rem}
+#verdicts td:nth-child(9){min-width:10rem;font-size:.8rem}
+.chip{display:inline-block;min-width:1.1rem;text-align:center;border-radius:.3rem;margin:1px;font-size:.72rem;
+border:1px solid currentColor}
+.mixed{color:#6a1b9a;font-weight:600}
 .agrees{color:#0a7d32;font-weight:600} .disagrees{color:#b3261e;font-weight:600}
 .inconclusive{color:#8a6d00;font-weight:600}
 .failed,.diverged{color:#8a5300;font-weight:600}
@@ -77,26 +81,119 @@ def _img(panels: Sequence[Panel], alt: str) -> str:
     return f'<img class="figure" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _latest_claim_rows(rows: list[Row]) -> dict[str, Row]:
-    """The most recent reproduce (quick or full) row per claim."""
-    latest: dict[str, Row] = {}
+def _latest_claim_rows(rows: list[Row]) -> dict[str, list[Row]]:
+    """Per claim, the rows of its most recent reproduce (quick or full, same config), one per seed, by seed."""
+    newest: dict[str, Row] = {}
     for row in rows:
         if row.kind in ("quick", "full"):
-            latest[row.claim] = row  # rows come oldest first
-    return latest
+            newest[row.claim] = row  # rows come oldest first
+    latest: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        head = newest.get(row.claim)
+        if head is not None and row.kind == head.kind and row.config_hash == head.config_hash:
+            latest[row.claim].append(row)
+    return {name: sorted(group, key=lambda r: r.seed) for name, group in latest.items()}
 
 
-def _claim_section(name: str, claim: Claim | None, row: Row) -> str:
+def _last_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _controls(row: Row) -> list[dict[str, Any]]:
+    return list((row.result or {}).get("controls") or [])
+
+
+def _controls_cell(row: Row) -> str:
+    """``k/n rejected`` with each control's name and outcome; the verdict has power only when k = n >= 1."""
+    controls = _controls(row)
+    if row.status != "ok":
+        return "–"
+    if not controls:
+        return "<span class='inconclusive'>none</span>"
+    rejected = sum(c.get("verdict") == "disagrees" for c in controls)
+    names = "; ".join(f"{c.get('name')}: {'rejected' if c.get('verdict') == 'disagrees' else 'NOT rejected'}"
+                      for c in controls)
+    css = "agrees" if rejected == len(controls) else "inconclusive"
+    return f"<span class='{css}' title='{html.escape(names)}'>{rejected}/{len(controls)} rejected</span>" \
+           f"<br><small>{html.escape(names)}</small>"
+
+
+def _error_cell(row: Row) -> str:
+    if row.status == "failed":
+        return f"<small>{html.escape(_last_line(row.traceback))}</small>"
+    if row.status == "diverged":
+        return f"<small>diverged at step {row.diverged_step}</small>"
+    units = (row.result or {}).get("units") or ""
+    text = f"{_fmt(row.error)} / {_fmt(row.tolerance)}"
+    return f"{text}<br><small>{html.escape(units)}</small>" if units else text
+
+
+def _seed_range(seeds: list[int]) -> str:
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def _seeds_cell(group: list[Row]) -> str:
+    """How many seeds stand behind the verdict, and the verdict of each (all must agree: the protocol)."""
+    counts: dict[str, int] = defaultdict(int)
+    for row in group:
+        counts[_outcome(row)] += 1
+    summary = ", ".join(f"<span class='{k}'>{k} {v}</span>" for k, v in sorted(counts.items()))
+    label = "seed" if len(group) == 1 else "seeds"
+    chips = "".join(f"<span class='chip {_outcome(r)}' title='seed {r.seed}: {_outcome(r)}'>{r.seed}</span>"
+                    for r in group) if len(group) > 1 else ""
+    seconds = max(r.duration_s for r in group)
+    return (f"{group[0].kind}, {len(group)} {label} ({_seed_range([r.seed for r in group])}): {summary}"
+            f"<br>{chips}<br><small>≤ {seconds:.1f} s per seed, {group[-1].finished_at[:16]}</small>")
+
+
+def _group_outcome(group: list[Row]) -> str:
+    """The claim's verdict across seeds: the common one, or ``mixed`` when seeds disagree."""
+    outcomes = {_outcome(r) for r in group}
+    return outcomes.pop() if len(outcomes) == 1 else "mixed"
+
+
+def _claim_section(name: str, claim: Claim | None, group: list[Row]) -> str:
+    row = group[0]
+    outcome = _group_outcome(group)
     out = [f'<section class="claim" id="claim-{html.escape(name)}" data-claim="{html.escape(name)}">']
-    out.append(f"<h3>{html.escape(name)} <span class='{_outcome(row)}'>{_outcome(row)}</span></h3>")
+    out.append(f"<h3>{html.escape(name)} <span class='{outcome}'>{outcome}</span></h3>")
     if claim is not None:
         out.append(f"<p><span class='pill'>{claim.strand}</span><em>{html.escape(claim.reference)}</em></p>")
         out.append(f"<p>{html.escape(claim.statement)}</p>")
+    units = (row.result or {}).get("units") or ""
     out.append(
-        f"<p>prediction: <b>{html.escape(_fmt(row.prediction))}</b> · measurement: "
-        f"<b>{html.escape(_fmt(row.measurement))}</b> · error {_fmt(row.error)} vs tolerance {_fmt(row.tolerance)}"
-        f" · {row.kind} config, seed {row.seed}, {row.duration_s:.1f} s</p>"
+        f"<p>prediction: <b>{html.escape(_brief(row.prediction))}</b> · measurement: "
+        f"<b>{html.escape(_brief(row.measurement))}</b> · error {_fmt(row.error)} vs tolerance {_fmt(row.tolerance)}"
+        f"{' (' + html.escape(units) + ')' if units else ''} · {row.kind} config, seed {row.seed}, "
+        f"{row.duration_s:.1f} s</p>"
     )
+    controls = _controls(row)
+    if controls:
+        out.append("<table class='controls'><tr><th>negative control</th><th>rival statement</th><th>prediction</th>"
+                   "<th>measurement</th><th>error / tolerance</th><th>outcome</th></tr>")
+        for c in controls:
+            rejected = c.get("verdict") == "disagrees"
+            out.append(
+                f"<tr><td>{html.escape(str(c.get('name')))}</td><td>{html.escape(str(c.get('statement')))}</td>"
+                f"<td>{html.escape(_brief(c.get('prediction')))}</td><td>{html.escape(_brief(c.get('measurement')))}"
+                f"</td><td class='num'>{_fmt(c.get('error'))} / {_fmt(c.get('tolerance'))}</td>"
+                f"<td class='{'agrees' if rejected else 'inconclusive'}'>{'rejected' if rejected else 'NOT rejected'}"
+                "</td></tr>")
+        out.append("</table>")
+    elif row.status == "ok":
+        out.append("<p class='inconclusive'>No negative control: the verdict is inconclusive (the experiment has not "
+                   "shown it could reject a rival).</p>")
+    if len(group) > 1:
+        out.append("<table class='seeds'><tr><th>seed</th><th>verdict</th><th>error / tolerance</th>"
+                   "<th>controls</th><th>time</th></tr>")
+        for r in group:
+            out.append(f"<tr><td class='num'>{r.seed}</td><td class='{_outcome(r)}'>{_outcome(r)}</td>"
+                       f"<td class='num'>{_error_cell(r)}</td><td>{_controls_cell(r)}</td>"
+                       f"<td class='num'>{r.duration_s:.1f} s</td></tr>")
+        out.append("</table>")
     result = row.result or {}
     panels = [Panel.from_dict(p) for p in result.get("figure", [])]
     if panels:
@@ -220,8 +317,8 @@ def write_report(db: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     latest = _latest_claim_rows(rows)
     order = [n for n in claims if n in latest] + sorted(n for n in latest if n not in claims)
     counts: dict[str, int] = defaultdict(int)
-    for row in latest.values():
-        counts[_outcome(row)] += 1
+    for group in latest.values():
+        counts[_group_outcome(group)] += 1
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     env = environment or {}
     meta = " · ".join(f"{k} {html.escape(str(v))}" for k, v in env.items())
@@ -234,17 +331,18 @@ def write_report(db: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         "<h2>Verdicts</h2>",
         "<p>" + " · ".join(f"<span class='{k}'>{k}: {v}</span>" for k, v in sorted(counts.items())) + "</p>",
         "<div class='scroll'><table id='verdicts'><tr><th>claim</th><th>strand</th><th>reference</th>"
-        "<th>prediction</th><th>measurement</th><th>error</th><th>tolerance</th><th>verdict</th><th>run</th></tr>",
+        "<th>prediction</th><th>measurement</th><th>error / tolerance</th><th>negative controls</th><th>verdict</th>"
+        "<th>config and seeds</th></tr>",
     ]
     for name in order:
-        row, claim = latest[name], claims.get(name)
+        group, claim = latest[name], claims.get(name)
+        row, outcome = group[0], _group_outcome(group)
         parts.append(
             f"<tr data-claim='{html.escape(name)}'><td><a href='#claim-{html.escape(name)}'>{html.escape(name)}</a>"
             f"</td><td>{claim.strand if claim else '?'}</td><td>{html.escape(claim.reference) if claim else ''}</td>"
-            f"<td>{html.escape(_brief(row.prediction))}</td><td>{html.escape(_brief(row.measurement))}</td>"
-            f"<td class='num'>{_fmt(row.error)}</td><td class='num'>{_fmt(row.tolerance)}</td>"
-            f"<td class='{_outcome(row)}'>{_outcome(row)}</td>"
-            f"<td>{row.kind}, seed {row.seed}, {row.finished_at[:19]}, {row.duration_s:.1f}s</td></tr>"
+            f"<td>{html.escape(_brief(row.prediction, 3))}</td><td>{html.escape(_brief(row.measurement, 3))}</td>"
+            f"<td class='num'>{_error_cell(row)}</td><td>{_controls_cell(row)}</td>"
+            f"<td class='{outcome}'>{outcome}</td><td>{_seeds_cell(group)}</td></tr>"
         )
     parts.append("</table></div>")
     if not order:
