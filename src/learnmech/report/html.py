@@ -34,7 +34,7 @@ th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical
 th{background:#f4f4f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{overflow-x:auto} td.num,#verdicts td:nth-child(-n+2){white-space:nowrap}
 #verdicts td:nth-child(3){min-width:8rem;max-width:12rem;font-size:.8rem}
-#verdicts td:nth-child(4),#verdicts td:nth-child(5){max-width:11rem;font-size:.8rem;overflow-wrap:break-word;word-break:normal}
+#verdicts td:nth-child(4),#verdicts td:nth-child(5){max-width:11rem;font-size:.8rem;overflow-wrap:break-word}
 #verdicts td:nth-child(7){min-width:8rem;font-size:.82rem}
 #verdicts td:nth-child(9){min-width:10rem;font-size:.8rem}
 .chip{display:inline-block;min-width:1.1rem;text-align:center;border-radius:.3rem;margin:1px;font-size:.72rem;
