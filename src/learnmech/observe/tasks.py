@@ -27,6 +27,7 @@ __all__ = [
     "TrainHistory",
     "modular_addition",
     "gaussian_clusters",
+    "digits",
     "mlp",
     "loss_function",
     "accuracy",
@@ -139,6 +140,68 @@ def gaussian_clusters(
     x_train, y_train = sample(per_class)
     x_test, y_test = sample(test_per_class) if test_per_class else (torch.zeros(0, dim), torch.zeros(0).long())
     return Dataset(x_train, y_train, x_test, y_test, num_classes)
+
+
+def digits(
+    n_train: int = 1000,
+    n_test: int = 500,
+    *,
+    classes: Sequence[int] | None = None,
+    standardize: bool = True,
+    seed: int = 0,
+) -> Dataset:
+    """scikit-learn's handwritten digits (Alpaydin & Kaynak 1998; 1797 8x8 images, 16 grey levels), real data that
+    ships inside scikit-learn's wheel, so nothing is downloaded at run time.
+
+    Parameters
+    ----------
+    n_train, n_test : int
+        Sizes of a seeded random split (``n_train + n_test <= `` the number of images of the chosen classes).
+    classes : sequence of int, optional
+        Keep only these digits, relabelled ``0..len(classes)-1`` in the given order (default: all ten).
+    standardize : bool
+        Centre each pixel with the training mean and scale the images so the average squared norm of a training
+        input equals its dimension (64), i.e. O(1) per coordinate as for ``N(0, I)`` inputs; else raw grey levels / 16.
+    seed : int
+        Drives the split.
+
+    Returns
+    -------
+    Dataset
+        ``x_* (n, 64)`` float32 (row-major flattened 8x8 images; reshape to ``(n, 1, 8, 8)`` for a CNN), labels int64.
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ImportError("digits() needs scikit-learn (pip install scikit-learn)") from exc
+    n_train = positive_int(n_train, "n_train")
+    n_test = positive_int(n_test, "n_test", minimum=0)
+    bunch = load_digits()
+    images = torch.as_tensor(bunch.data, dtype=torch.float32) / 16.0
+    labels = torch.as_tensor(bunch.target, dtype=torch.int64)
+    if classes is not None:
+        chosen = [int(c) for c in classes]
+        if len(chosen) < 2 or len(set(chosen)) != len(chosen) or not all(0 <= c <= 9 for c in chosen):
+            raise ValueError(f"classes must be at least two distinct digits in 0..9, got {list(classes)}")
+        keep = torch.isin(labels, torch.tensor(chosen))
+        images, labels = images[keep], labels[keep]
+        relabel = torch.full((10,), -1, dtype=torch.int64)
+        relabel[torch.tensor(chosen)] = torch.arange(len(chosen))
+        labels = relabel[labels]
+    available = len(labels)
+    if n_train + n_test > available:
+        raise ValueError(f"n_train + n_test must be <= {available} (the digits of the chosen classes), "
+                         f"got {n_train} + {n_test}")
+    order = torch.randperm(available, generator=torch_generator(seed))
+    train_idx, test_idx = order[:n_train], order[n_train:n_train + n_test]
+    x_train, x_test = images[train_idx], images[test_idx]
+    if standardize:
+        mean = x_train.mean(dim=0)
+        x_train, x_test = x_train - mean, x_test - mean
+        scale = torch.sqrt(x_train.pow(2).sum(dim=1).mean() / x_train.shape[1])
+        x_train, x_test = x_train / scale, x_test / scale
+    num_classes = int(labels.max()) + 1
+    return Dataset(x_train, labels[train_idx], x_test, labels[test_idx], num_classes)
 
 
 def mlp(
