@@ -10,6 +10,14 @@ the measured exponent is the mean over seeds and its 95% confidence interval is 
 mean. The claim agrees when the predicted exponent lies inside the interval: error = |beta_fit - beta|,
 tolerance = the interval's half-width. The exponent of the eigenlearning curve fitted over the same n range is
 reported too, to show the pre-asymptotic bias of a finite range (about 1% of beta for the defaults).
+
+Controls (rival exponents judged with the same error and tolerance, both rejected): (1) the kernel spectrum alone
+sets the exponent, beta = a - 1 (the resolution-limited rule of Bahri et al. 2021 for lam_k ~ k^-(1 + alpha_K),
+which ignores the target's power); (2) the saturated branch beta = 2a (what the learning curve would show if the
+target were smooth enough, b - 1 > 2a). With a = 1.5, b = 2.5 they predict 0.5 and 3, against min(b - 1, 2a) = 1.5.
+
+Changes (issue 12): the two rival exponents are coded as controls, and the figure draws the prediction's tolerance
+band (the 95% Student-t half-width) and the rivals.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from learnmech.claims import Claim, Panel, Result, Series, step
+from learnmech.claims import Claim, Control, Panel, Result, Series, step
 from learnmech.laws import fit_power_law
 from learnmech.solvable import (
     eigenlearning,
@@ -44,6 +52,14 @@ def run(config: dict, seed: int) -> Result:
     fitted = float(exponents.mean())
     half_width = float(stats.t.ppf(0.975, df=len(seeds) - 1) * exponents.std(ddof=1) / np.sqrt(len(seeds)))
 
+    rivals = {
+        "kernel-only": (a - 1.0, "rival: the kernel spectrum alone sets the exponent, beta = a - 1 (Bahri et al. "
+                                 "2021, resolution-limited, lam_k ~ k^-(1 + alpha_K))"),
+        "saturated": (2.0 * a, "rival: the saturated branch beta = 2a (a target smooth enough that b - 1 > 2a)"),
+    }
+    controls = [Control(name, statement, prediction=value, measurement=fitted, error=abs(fitted - value),
+                        tolerance=half_width) for name, (value, statement) in rivals.items()]
+
     theory = np.array([eigenlearning(eigenvalues, coeffs, n).test_mse for n in sizes])
     theory_exponent = float(fit_power_law(sizes, theory, n_bootstrap=0).params["k"])
     mean_curve = curves.mean(axis=0)
@@ -54,7 +70,12 @@ def run(config: dict, seed: int) -> Result:
             title=f"Learning curve for lam_k ~ k^-{a:g}, v_k^2 ~ k^-{b:g}",
             xlabel="training samples n", ylabel="test MSE (target units^2)", xscale="log", yscale="log",
             series=[
-                Series(f"n^-{beta:g} (predicted exponent)", sizes, anchor, role="prediction"),
+                Series(f"n^-{beta:g} (predicted exponent, band: +-{half_width:.2f} in the exponent)", sizes, anchor,
+                       role="prediction", lower=theory[-1] * (sizes / sizes[-1]) ** (-(beta - half_width)),
+                       upper=theory[-1] * (sizes / sizes[-1]) ** (-(beta + half_width))),
+                *[Series(f"control: n^-{c.prediction:g}, {c.name} ({'rejected' if c.rejected else 'NOT rejected'})",
+                         sizes, theory[-1] * (sizes / sizes[-1]) ** (-c.prediction), role="reference")
+                  for c in controls],
                 Series("eigenlearning curve", sizes, theory, role="reference"),
                 Series(f"kernel regression (mean of {len(seeds)} seeds)", sizes, mean_curve, role="measurement",
                        yerr=curves.std(axis=0, ddof=1) / np.sqrt(len(seeds))),
@@ -64,7 +85,10 @@ def run(config: dict, seed: int) -> Result:
             title="Fitted exponent per seed vs prediction",
             xlabel="seed index", ylabel="learning-curve exponent beta (dimensionless)",
             series=[
-                Series("predicted beta", [0, len(seeds) - 1], [beta, beta], role="prediction"),
+                Series("predicted beta = min(b - 1, 2a), 95% t band", [0, len(seeds) - 1], [beta, beta],
+                       role="prediction", lower=[beta - half_width] * 2, upper=[beta + half_width] * 2),
+                *[Series(f"control: {c.name} beta = {c.prediction:g} ({'rejected' if c.rejected else 'NOT rejected'})",
+                         [0, len(seeds) - 1], [c.prediction] * 2, role="reference") for c in controls],
                 Series("mean fit, 95% CI", [(len(seeds) - 1) / 2], [fitted], role="measurement", yerr=[half_width]),
                 Series("fitted per seed", np.arange(len(seeds)), exponents, role="measurement"),
             ],
@@ -75,6 +99,8 @@ def run(config: dict, seed: int) -> Result:
         measurement=fitted,
         error=abs(fitted - beta),
         tolerance=half_width,
+        units="learning-curve exponent (dimensionless); tolerance = 95% Student-t half-width over seeds",
+        controls=controls,
         figure=figure,
         metrics={
             "exponents_per_seed": exponents,
