@@ -267,7 +267,7 @@ def gradient_descent(
 
     With ``momentum = 0`` the factor is ``(1 - a)^t``, which tends to gradient flow's ``e^{-lr lambda t / N}``
     as ``lr -> 0`` at fixed ``lr t``. Stable iff ``lr < max_learning_rate(Theta, N, momentum)``; beyond, the
-    outputs grow geometrically (inf once they overflow).
+    outputs grow geometrically (inf or NaN once they overflow).
 
     k_train_train ``(n, n)``, k_test_train ``(m, n)`` or None, y_train ``(n,)`` or ``(n, k)``, y0_train /
     y0_test: as for :func:`gradient_flow`. steps: integer or 1-D array of integers ``>= 0``; ``np.inf`` = the
