@@ -20,16 +20,23 @@ from .collapse import NeuralCollapse, neural_collapse
 from .esd import PowerLawFit, esd_alpha, layer_alphas, power_law_fit, spectral_density
 from .gradients import NoiseScale, gradient_noise_scale
 from .hessian import (
+    BlockHessian,
     HessianEigen,
     HessianOperator,
     HessianSpectrum,
+    SharpnessTracker,
     TraceEstimate,
+    adam_preconditioner,
+    adam_threshold,
+    block_hessian,
     hessian_eigenvalues,
     hessian_spectrum,
     hessian_trace,
     lanczos,
     power_iteration,
+    preconditioned_sharpness,
     sharpness,
+    subspace_eigenvalues,
 )
 from .norms import snapshot, update_norms, weight_norms
 from .observer import BUILTIN_MEASURES, Observer, read_observations
@@ -37,6 +44,13 @@ from .similarity import centered_gram, cka, kernel_alignment, ntk_drift, target_
 
 __all__ = [
     "BUILTIN_MEASURES",
+    "BlockHessian",
+    "SharpnessTracker",
+    "adam_preconditioner",
+    "adam_threshold",
+    "block_hessian",
+    "preconditioned_sharpness",
+    "subspace_eigenvalues",
     "HessianEigen",
     "HessianOperator",
     "HessianSpectrum",
