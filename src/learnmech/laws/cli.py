@@ -25,8 +25,14 @@ def read_runs(csv_path: str, n_col: str, d_col: str, loss_col: str) -> tuple[np.
     import pandas as pd
 
     path = Path(csv_path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ValueError(f"{csv_path!r} is a directory; expected a CSV file with one row per run")
+    if not path.exists():
         raise ValueError(f"CSV file {csv_path!r} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{csv_path!r} is not a regular file; expected a CSV file with one row per run")
+    if path.stat().st_size == 0:
+        raise ValueError(f"CSV file {csv_path!r} is empty; expected a header line and one row per run")
     try:
         table = pd.read_csv(path)
     except Exception as exc:  # pandas raises many types for malformed files; all mean "unreadable"
@@ -34,6 +40,8 @@ def read_runs(csv_path: str, n_col: str, d_col: str, loss_col: str) -> tuple[np.
     missing = [c for c in (n_col, d_col, loss_col) if c not in table.columns]
     if missing:
         raise ValueError(f"column(s) {missing} not in {csv_path!r}; available columns: {list(table.columns)}")
+    if len(table) == 0:
+        raise ValueError(f"CSV file {csv_path!r} has a header but no data rows; expected one row per run")
     arrays = []
     for role, column in (("--n", n_col), ("--d", d_col), ("--loss", loss_col)):
         values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)

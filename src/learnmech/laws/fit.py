@@ -205,6 +205,17 @@ def check_scaling_data(N: object, D: object, loss: object, n_parameters: int = 5
         raise ValueError(
             f"need more points than the {n_parameters} parameters of the law to fit it, got {arrays[0].size}"
         )
+    # Identifiability: along N the law varies only through A/N^alpha (E and the D term are shared), so the data pin
+    # down (A, alpha) only through loss differences between distinct N values. One distinct N leaves A, alpha (and
+    # E + A/N^alpha as one number) free; two give one difference for two unknowns, a curve of equally good fits.
+    # Three distinct values are the minimum for each of N and D (the same for beta, B along D).
+    for name, arr in (("N", arrays[0]), ("D", arrays[1])):
+        distinct = np.unique(arr).size
+        if distinct < 3:
+            raise ValueError(
+                f"{name} takes {distinct} distinct value(s); the law L = E + A/N^alpha + B/D^beta cannot be "
+                f"identified from it: need runs at >= 3 distinct values of each of N and D"
+            )
     return tuple(arrays)
 
 

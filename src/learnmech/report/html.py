@@ -311,8 +311,9 @@ def write_report(db: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     """Write ``out_dir/report.html`` from the results in ``db``; returns its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with Store(db) as store:
+    with Store(db, readonly=True) as store:  # the report only reads: never a schema written into the file
         rows = store.rows()
+        sweep_rows = store.sweep_rows()  # with each grid point's seeds found stored by an earlier run
     claims = registry()
     latest = _latest_claim_rows(rows)
     order = [n for n in claims if n in latest] + sorted(n for n in latest if n not in claims)
@@ -349,7 +350,7 @@ def write_report(db: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         parts.append("<p><em>No claim results stored yet: run <code>learnmech reproduce --quick</code>.</em></p>")
     parts.append("<h2>Claims</h2>")
     parts.extend(_claim_section(name, claims.get(name), latest[name]) for name in order)
-    aggregates = sweep_aggregates(rows)
+    aggregates = sweep_aggregates(sweep_rows)
     if aggregates:
         parts.append("<h2>Sweeps</h2>")
         by_sweep: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)

@@ -4,16 +4,24 @@ A *job* is one (claim, config, seed). Jobs already stored are skipped (resume) u
 is committed at once, so killing the driver loses only the jobs in flight. A job that raises
 :class:`~learnmech.claims.Diverged` is stored with status ``"diverged"`` and the step; any other exception is stored
 as ``"failed"`` with its traceback, and the rest go on.
+
+Pool workers die with the driver: each sets the Linux parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)``)
+and also runs a watchdog thread that exits when its parent process is gone (other platforms, or a parent that died
+before the signal was armed), so a ``kill -9`` of the driver alone leaves no orphaned worker behind. An interrupt
+(Ctrl-C, or SIGTERM which the CLI turns into one) stops the workers at once instead of waiting for their jobs.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -25,6 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +60,8 @@ class Job:
     seed: int
     kind: str = "quick"
     sweep: str | None = None
+    #: what progress lines show besides the claim and seed (a sweep's grid point, e.g. ``width=64 lr=0.1``)
+    label: str = ""
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -118,8 +129,10 @@ class Progress:
     per finished job and rate-limited per-step lines, so logs stay readable.
     """
 
-    def __init__(self, total: int, stream: Any = None, quiet: bool = False, live: bool | None = None) -> None:
+    def __init__(self, total: int, stream: Any = None, quiet: bool = False, live: bool | None = None,
+                 labels: Mapping[tuple[str, str, int], str] | None = None) -> None:
         self.total, self.done, self.failed, self.quiet = total, 0, 0, quiet
+        self.labels = dict(labels or {})  # job key -> grid point, shown in each finished run's line
         self.stream = stream if stream is not None else sys.stderr
         if live is None:
             isatty = getattr(self.stream, "isatty", None)
@@ -164,7 +177,8 @@ class Progress:
             if self.quiet:
                 return
             outcome = row.verdict if row.status == "ok" else row.status.upper()
-            text = f"{row.claim} seed={row.seed}: {outcome} ({row.duration_s:.1f}s)"
+            label = self.labels.get((row.claim, row.config_hash, int(row.seed)), "")
+            text = f"{row.claim}{' ' + label if label else ''} seed={row.seed}: {outcome} ({row.duration_s:.1f}s)"
             if not self.live:
                 text = f"{self.bar()}  {text}"
             if row.status == "failed" and row.traceback:
@@ -208,12 +222,42 @@ def _queue_sink(queue: Any) -> Callable[[str, int, int, str], None]:
 
 _STARTED = "\x00started"  # queue message: a worker began a job (so it is a suspect if the pool breaks)
 _worker_queue: Any = None
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+#: seconds between the watchdog's checks that the driver is still alive
+WATCHDOG_PERIOD = 0.5
 
 
-def _worker_init(queue: Any, threads: int, cache_path: str | None) -> None:
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(WATCHDOG_PERIOD)
+        if os.getppid() != parent:  # re-parented: the driver is gone
+            os._exit(1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process exit when process ``parent`` (the driver) dies, however it dies (kill -9 included).
+
+    On Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon
+    thread polls :func:`os.getppid` every :data:`WATCHDOG_PERIOD` s as a fallback. Called in each pool worker and in
+    the progress-queue manager process.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc symbol: the watchdog below still works
+            pass
+    if os.getppid() != parent:  # the driver died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="learnmech-parent-watchdog", daemon=True).start()
+
+
+def _worker_init(queue: Any, threads: int, cache_path: str | None, parent: int | None = None) -> None:
     import torch
 
     global _worker_queue
+    if parent is not None:
+        die_with_parent(parent)
     _worker_queue = queue
     torch.set_num_threads(threads)
     set_cache_path(cache_path)
@@ -228,8 +272,13 @@ def _job_id(job: Job) -> str:
 def _execute_with_progress(job: Job) -> Row:
     if _worker_queue is not None:
         _worker_queue.put((_STARTED, 0, 0, _job_id(job)))
-    progress.set_sink(progress._sink, job.claim)  # name the claim in this worker's progress events
+    progress.set_sink(progress._sink, _progress_name(job))  # name the claim in this worker's progress events
     return execute(job, "local")
+
+
+def _progress_name(job: Job) -> str:
+    """How a job's per-step progress lines name it: the claim, and for a sweep the grid point and seed."""
+    return f"{job.claim} {job.label} seed={job.seed}" if job.label else job.claim
 
 
 def _run_local(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], prog: Progress,
@@ -240,7 +289,7 @@ def _run_local(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None],
         set_cache_path(cache_path)
         try:
             for job in jobs:
-                progress.set_sink(prog.step, job.claim)
+                progress.set_sink(prog.step, _progress_name(job))
                 try:
                     on_row(execute(job, "local"))
                 finally:
@@ -249,8 +298,13 @@ def _run_local(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None],
             set_cache_path(previous)  # leave the caller's process as it was
         return
     ctx = mp.get_context("spawn")  # fork after torch initialised its thread pools is unsafe
-    with ctx.Manager() as manager:  # the manager process ends with the pool, not with the interpreter
+    # The manager process ends with the pool, not with the interpreter; like the workers, it dies with the driver.
+    manager = SyncManager(ctx=ctx)
+    manager.start(die_with_parent, (os.getpid(),))
+    try:
         _run_pool(jobs, workers, on_row, prog, cache_path, ctx, manager.Queue())
+    finally:
+        manager.shutdown()
 
 
 def _run_pool(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], prog: Progress,
@@ -281,8 +335,9 @@ def _run_pool(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], 
 
     def one_pool(batch: list[Job], size: int) -> list[Job]:
         retry: list[Job] = []
-        with ProcessPoolExecutor(size, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(queue, threads, cache_path)) as pool:
+        pool = ProcessPoolExecutor(size, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(queue, threads, cache_path, os.getpid()))
+        try:
             pending = {pool.submit(_execute_with_progress, job): job for job in batch}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -302,6 +357,10 @@ def _run_pool(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], 
                     except Exception:
                         row = _failed_row(job, traceback.format_exc(), "local")
                     on_row(row)
+        except BaseException:  # Ctrl-C / SIGTERM / a store error: stop now, do not wait for the jobs in flight
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
         return retry
 
     try:
@@ -315,6 +374,17 @@ def _run_pool(jobs: Sequence[Job], workers: int, on_row: Callable[[Row], None], 
     finally:
         stop.set()
         pumper.join(timeout=1)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's workers and drop its queued jobs (``shutdown`` alone would wait for the running ones)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _failed_row(job: Job, tb: str, backend: str) -> Row:
@@ -431,7 +501,13 @@ def run_jobs(
         done = set() if force else store.done_keys()
         todo = [job for job in jobs if job.key not in done]
         summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
-        prog = Progress(len(todo), stream=stream, quiet=quiet)
+        members: dict[str, list[tuple[str, str, int]]] = {}
+        for job in jobs:
+            if job.sweep is not None:
+                members.setdefault(job.sweep, []).append(job.key)
+        for sweep_id, keys in members.items():  # a grid point's stored seeds belong to the sweep too (not re-run)
+            store.add_sweep_members(sweep_id, keys)
+        prog = Progress(len(todo), stream=stream, quiet=quiet, labels={j.key: j.label for j in todo if j.label})
         if summary.skipped and not quiet:
             print(f"resume: {summary.skipped} of {len(jobs)} runs already stored in {db}; running {len(todo)}",
                   file=prog.stream, flush=True)
@@ -485,35 +561,141 @@ def reproduce(names: Sequence[str] | None = None, *, quick: bool = True, seed: i
     return run_jobs(claims_jobs(names, quick=quick, seed=seed, seeds=seeds), db, **kwargs)
 
 
+#: Module-level name a claim's module may define to declare the values of its string-valued config keys,
+#: e.g. ``CONFIG_CHOICES = {"model": ("mlp", "random-features")}``; sweeps refuse other values before running.
+CHOICES_ATTRIBUTE = "CONFIG_CHOICES"
+
+
+def _choices(claim: Claim, key: str) -> tuple[str, ...] | None:
+    """The values a string-valued config key may take, or None when the claim does not say.
+
+    ``activation`` takes the activations the kernels know (:data:`learnmech.kernels.ACTIVATIONS`); any key may be
+    declared by the claim's module in :data:`CHOICES_ATTRIBUTE`.
+    """
+    declared = getattr(sys.modules.get(claim.run.__module__), CHOICES_ATTRIBUTE, None) or {}
+    if key in declared:
+        return tuple(declared[key])
+    if key == "activation":
+        from ..kernels import ACTIVATIONS
+
+        return tuple(ACTIVATIONS)
+    return None
+
+
+def _check_value(claim: Claim, key: str, value: Any, defaults: Sequence[Any], where: str) -> None:
+    """ValueError naming ``where`` unless ``value`` has the kind of the claim's ``defaults`` for this key.
+
+    Rules, from the defaults alone (the claims declare no schema): the same type (an int for an int, a number for a
+    float, true/false for a bool, a list for a list, element by element); finite numbers; no negative number where
+    every default is >= 0 (counts, widths, scales, rates); a string from :func:`_choices` when the claim declares
+    them.
+    """
+    first = defaults[0]
+    if isinstance(first, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return
+    if isinstance(first, (int, float)):
+        integral = all(isinstance(d, int) and not isinstance(d, bool) for d in defaults)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integral and not isinstance(value, int)):
+            kind = "an integer" if integral else "a number"
+            raise ValueError(f"{where}: expected {kind} like the default {first!r}, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: expected a finite number, got {value!r}")
+        if value < 0 and all(d >= 0 for d in defaults):
+            raise ValueError(f"{where}: expected a number >= 0 (the claim's defaults are {_join(defaults)}), "
+                             f"got {value!r}")
+        return
+    if isinstance(first, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string like the default {first!r}, got {value!r}")
+        allowed = _choices(claim, key)
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"{where}: expected one of {', '.join(allowed)}, got {value!r}")
+        return
+    if isinstance(first, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list like the default {json.dumps(first)}, got {value!r}")
+        if len(first) and not len(value):
+            raise ValueError(f"{where}: expected a non-empty list like the default {json.dumps(first)}")
+        elements = [d for default in defaults for d in default]
+        if elements:
+            for i, item in enumerate(value):
+                _check_value(claim, key, item, elements, f"{where}[{i}]")
+
+
+def _join(values: Sequence[Any]) -> str:
+    return " and ".join(dict.fromkeys(repr(v) for v in values))
+
+
+def check_config(claim: Claim, config: Mapping[str, Any], *, name: str = "config") -> None:
+    """Refuse a config before it runs: ValueError naming ``name`` and the key when a value does not fit the
+    claim's quick/full defaults (see :func:`_check_value` for the rules) or a key is unknown."""
+    for key, value in config.items():
+        if key not in claim.quick:
+            raise ValueError(f"{name}: claim {claim.name} has no config key {key!r}; keys: {', '.join(claim.quick)}")
+        _check_value(claim, key, value, [claim.quick[key], claim.full[key]], f"{name} {key}")
+
+
 def expand_grid(claim: Claim, grid: Mapping[str, Sequence[Any]], *, quick: bool = True) -> list[dict[str, Any]]:
-    """Every config of the Cartesian product of ``grid`` (key -> values) applied to the claim's base config."""
+    """Every config of the Cartesian product of ``grid`` (key -> values) applied to the claim's base config.
+
+    Each value is checked against the claim's defaults first (:func:`check_config`): ValueError naming the key.
+    """
     if not grid:
         raise ValueError("grid must name at least one config key with values")
     for key, values in grid.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise ValueError(f"grid {key}: expected a list of values, got {values!r}")
         if len(values) == 0:
             raise ValueError(f"grid key {key!r} has no values")
+        for value in values:
+            check_config(claim, {key: value}, name="grid")
     keys = list(grid)
     return [claim.config(quick, **dict(zip(keys, combo, strict=True)))
             for combo in itertools.product(*(grid[k] for k in keys))]
 
 
+def _label(config: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """A grid point as ``key=value`` pairs (lists as compact JSON) for progress lines."""
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    return " ".join(f"{k}={text(config[k])}" for k in keys)
+
+
 def sweep_jobs(claim_name: str, grid: Mapping[str, Sequence[Any]], seeds: int | Sequence[int] = 1, *,
-               quick: bool = True) -> list[Job]:
-    """Jobs for a sweep of ``claim_name`` over ``grid`` x ``seeds`` (an int n means seeds 0..n-1)."""
+               quick: bool = True, seed: int = 0) -> list[Job]:
+    """Jobs for a sweep of ``claim_name`` over ``grid`` x ``seeds``.
+
+    seeds: an int n means n consecutive seeds from ``seed`` (default 0..n-1), or an explicit list of seeds >= 0.
+    Every grid value and seed is checked before any job exists (ValueError naming it).
+    """
     claim = get(claim_name)
     if isinstance(seeds, int):
         if isinstance(seeds, bool) or seeds < 1:
             raise ValueError(f"seeds must be an integer >= 1 or a list of seeds, got {seeds!r}")
-        seeds = list(range(seeds))
+        seeds = _seed_list(seed, seeds)
+    else:
+        seeds = list(seeds)
+        if not seeds:
+            raise ValueError("seeds: expected at least one seed")
+        for s in seeds:
+            _seed_list(s, None)
     configs = expand_grid(claim, grid, quick=quick)
     sweep_id = config_hash(claim_name, {"grid": {k: list(v) for k, v in grid.items()}, "quick": quick})
-    return [Job(claim_name, cfg, int(s), "sweep", sweep_id) for cfg in configs for s in seeds]
+    return [Job(claim_name, cfg, int(s), "sweep", sweep_id, _label(cfg, list(grid))) for cfg in configs for s in seeds]
 
 
 def sweep(claim_name: str, grid: Mapping[str, Sequence[Any]], seeds: int | Sequence[int] = 1, *,
-          quick: bool = True, db: str | os.PathLike[str] = "learnmech-out/results.db", **kwargs: Any) -> Summary:
-    """Run a claim over a config grid and seeds, one stored row per (config, seed); see :func:`run_jobs`."""
-    return run_jobs(sweep_jobs(claim_name, grid, seeds, quick=quick), db, **kwargs)
+          quick: bool = True, seed: int = 0, db: str | os.PathLike[str] = "learnmech-out/results.db",
+          **kwargs: Any) -> Summary:
+    """Run a claim over a config grid and seeds, one stored row per (config, seed); see :func:`run_jobs`.
+
+    A grid point's seeds already stored (by ``reproduce`` or another sweep) are not re-run but still count as the
+    sweep's (:meth:`~learnmech.run.Store.sweep_rows`).
+    """
+    return run_jobs(sweep_jobs(claim_name, grid, seeds, quick=quick, seed=seed), db, **kwargs)
 
 
 def environment() -> dict[str, str]:

@@ -3,7 +3,12 @@
 WAL mode so a reader (``learnmech report`` while a sweep runs) never blocks the writer, and a SIGKILL loses at most
 the run in flight. A unique key on (claim, config_hash, seed) makes re-runs idempotent: resume skips what is stored.
 The file is tagged (``meta`` table) so a foreign or corrupted database is refused with a clear error instead of
-being written into.
+being written into. Read-only users (``learnmech results``, ``report``) open it with ``readonly=True``: SQLite's
+``mode=ro``, so reading can never create a file or write a schema into one.
+
+A sweep's grid point may find some of its (claim, config, seed) runs already stored by an earlier ``reproduce`` or
+another sweep; they are not re-run, but the ``sweep_members`` table records that they belong to the sweep, so
+:meth:`Store.sweep_rows` shows every seed of the point, computed now or found stored.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import replace as _replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +57,13 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (claim, config_hash, seed)
 );
 CREATE INDEX IF NOT EXISTS results_by_claim ON results (claim, finished_at);
+CREATE TABLE IF NOT EXISTS sweep_members (
+    sweep         TEXT NOT NULL,
+    claim         TEXT NOT NULL,
+    config_hash   TEXT NOT NULL,
+    seed          INTEGER NOT NULL,
+    UNIQUE (sweep, claim, config_hash, seed)
+);
 """
 
 COLUMNS = (
@@ -104,17 +117,23 @@ class StoreError(ValueError):
 
 
 class Store:
-    """Results database at ``path`` (created with parents if missing).
+    """Results database at ``path`` (created with parents if missing, unless ``readonly``).
 
+    readonly: open an existing database for reading only (SQLite ``mode=ro``): nothing is created or written, and
+    a missing, empty or schema-less file is a :class:`StoreError`.
     Raises :class:`StoreError` (a ValueError) naming the path if it is a directory, cannot be created, is not an
     SQLite file, or is an SQLite file that some other program owns.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         if self.path.is_dir():
             raise StoreError(f"--db {self.path}: is a directory, expected a database file path")
         existed = self.path.exists() and self.path.stat().st_size > 0
+        if readonly:
+            self._open_readonly(existed)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -126,8 +145,41 @@ class Store:
             self._conn.close()
             raise StoreError(f"--db {self.path}: not a learnmech results database ({exc})") from None
 
+    def _open_readonly(self, existed: bool) -> None:
+        if not self.path.is_file():
+            raise StoreError(f"--db {self.path}: no such results database (run `learnmech reproduce` first)")
+        if not existed:
+            raise StoreError(f"--db {self.path}: an empty file, not a learnmech results database")
+        try:
+            self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60,
+                                         isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"--db {self.path}: cannot open ({exc})") from None
+        try:
+            self._check(existed=True, readonly=True)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"--db {self.path}: not a learnmech results database ({exc})") from None
+
     def _check_and_init(self, existed: bool) -> None:
+        self._check(existed, readonly=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP_TAG,))
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+
+    def _check(self, existed: bool, readonly: bool) -> None:
+        """Refuse a foreign or corrupted file (and, read-only, one without our tables) before anything is written."""
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if readonly and "results" not in tables:
+            self._conn.close()
+            what = (f"an SQLite database that learnmech did not create (tables: {', '.join(sorted(tables))})"
+                    if tables else "an SQLite file with no learnmech results in it")
+            raise StoreError(f"--db {self.path}: {what}")
         if existed and tables:
             tag = None
             if "meta" in tables:
@@ -137,7 +189,7 @@ class Store:
                 self._conn.close()
                 raise StoreError(
                     f"--db {self.path}: an SQLite database that learnmech did not create (tables: "
-                    f"{', '.join(sorted(tables))}); refusing to write into it"
+                    f"{', '.join(sorted(tables))}); refusing to {'read' if readonly else 'write into'} it"
                 )
             # A damaged page deep in the file passes the schema read above and would only blow up mid-run; an
             # integrity scan (linear in the file, milliseconds for a results database) refuses it up front.
@@ -146,15 +198,8 @@ class Store:
                 self._conn.close()
                 summary = " ".join("; ".join(problems).split())[:300]  # one line: SQLite's report has newlines
                 raise StoreError(f"--db {self.path}: the database file is corrupted ({summary});"
-                                 " refusing to write into it (restore it or choose another --db)")
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self.transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._conn.execute(statement)
-            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP_TAG,))
-            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                                 " refusing to " + ("read" if readonly else "write into") + " it (restore it or"
+                                 " choose another --db)")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -200,20 +245,51 @@ class Store:
                 [values[c] for c in COLUMNS],
             )
 
-    def rows(self, claim: str | None = None, kind: str | None = None) -> list[Row]:
-        """Stored rows (oldest first), optionally filtered by claim and kind."""
-        query, params = f"SELECT {','.join(COLUMNS)} FROM results WHERE 1=1", []
-        if claim is not None:
-            query, params = query + " AND claim=?", [*params, claim]
-        if kind is not None:
-            query, params = query + " AND kind=?", [*params, kind]
+    def add_sweep_members(self, sweep: str, keys: list[tuple[str, str, int]]) -> None:
+        """Record that the runs ``keys`` ((claim, config_hash, seed)) belong to sweep ``sweep``."""
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR IGNORE INTO sweep_members VALUES (?, ?, ?, ?)",
+                             [(sweep, c, h, int(s)) for c, h, s in keys])
+
+    def _has_table(self, name: str) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+        return self._conn.execute(query, (name,)).fetchone() is not None
+
+    def _select(self, where: str = "1=1", params: list[Any] | None = None) -> list[Row]:
         out = []
-        for values in self._conn.execute(query + " ORDER BY finished_at, id", params):
+        query = f"SELECT {','.join(COLUMNS)} FROM results WHERE {where} ORDER BY finished_at, id"
+        for values in self._conn.execute(query, params or []):
             data = dict(zip(COLUMNS, values, strict=True))
             for name in _JSON_COLUMNS:
                 data[name] = json.loads(data[name]) if data[name] is not None else None
             out.append(Row(**data))
         return out
+
+    def rows(self, claim: str | None = None, kind: str | None = None) -> list[Row]:
+        """Stored rows (oldest first), optionally filtered by claim and kind."""
+        where, params = "1=1", []
+        if claim is not None:
+            where, params = where + " AND claim=?", [*params, claim]
+        if kind is not None:
+            where, params = where + " AND kind=?", [*params, kind]
+        return self._select(where, params)
+
+    def sweep_rows(self) -> list[Row]:
+        """Every sweep's rows (oldest first): those it computed, plus those of its grid points it found stored
+        (from a ``reproduce`` or another sweep), the latter as copies with ``kind="sweep"`` and its sweep id."""
+        everything = self._select()
+        rows = [r for r in everything if r.kind == "sweep"]
+        if not self._has_table("sweep_members"):
+            return rows
+        by_key = {(r.claim, r.config_hash, r.seed): r for r in everything}
+        seen = {(r.sweep, r.claim, r.config_hash, r.seed) for r in rows}
+        for sweep, claim, digest, seed in self._conn.execute("SELECT sweep, claim, config_hash, seed FROM "
+                                                             "sweep_members"):
+            row = by_key.get((claim, digest, int(seed)))
+            if row is not None and (sweep, claim, digest, int(seed)) not in seen:
+                seen.add((sweep, claim, digest, int(seed)))
+                rows.append(_replace(row, kind="sweep", sweep=sweep))
+        return sorted(rows, key=lambda r: r.finished_at)
 
     def count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
