@@ -728,6 +728,7 @@ def block_hessian(
     rtol: float = 1e-3,
     max_iter: int = 100,
     n_trace: int = 20,
+    eigenvalues: bool = True,
     seed: int = 0,
 ) -> BlockHessian:
     """Top eigenvalues and traces of the Hessian's diagonal blocks (by default one block per layer).
@@ -738,11 +739,14 @@ def block_hessian(
     all parameters, E[v_B^T (H v)_B] = tr(H_BB) (the cross terms v_B^T H_BC v_C have mean zero), so ``n_trace``
     HVPs give every block's Hutchinson estimate at once (Hutchinson 1989), at the price of extra variance from the
     off-diagonal blocks (in ``trace_stderr``). PyHessian computes only the whole-model trace and density.
+    ``n_trace=0`` skips the traces (NaN), ``eigenvalues=False`` the eigenvalues (empty arrays).
     """
     k = positive_int(k, "k")
     rtol = positive_float(rtol, "rtol")
     max_iter = positive_int(max_iter, "max_iter")
-    n_trace = positive_int(n_trace, "n_trace", minimum=2)
+    n_trace = positive_int(n_trace, "n_trace", minimum=0)
+    if n_trace == 1:
+        raise ValueError("n_trace must be 0 (no traces) or >= 2 (a standard error needs two probes), got 1")
     operator = HessianOperator(model, loss_fn, batch)
     names = [name for name, p in model.named_parameters() if p.requires_grad]
     offsets, start = {}, 0
@@ -765,8 +769,9 @@ def block_hessian(
         hv = operator.matvec(v)
         for block, idx in index.items():
             samples[block].append(float(v[idx] @ hv[idx]))
-    eigenvalues, converged = {}, {}
-    for j, (block, idx) in enumerate(index.items()):
+    values: dict[str, np.ndarray] = {b: np.zeros(0) for b in blocks}
+    converged = {b: True for b in blocks}
+    for j, (block, idx) in enumerate(index.items() if eigenvalues else ()):
         def matvec(x: torch.Tensor, idx: torch.Tensor = idx) -> torch.Tensor:
             full = torch.zeros(operator.dim, dtype=torch.float64, device=operator.device)
             full[idx] = x
@@ -777,10 +782,11 @@ def block_hessian(
         start_vec = torch.randn(idx.numel(), generator=torch_generator(seed + 1 + j), dtype=torch.float64)
         result = subspace_eigenvalues(matvec, start_vec[None, :].to(operator.device), k=k, rtol=rtol,
                                       max_iter=max_iter, seed=seed + 1 + j)
-        eigenvalues[block], converged[block] = result.eigenvalues, result.converged
-    trace = {b: float(np.mean(s)) for b, s in samples.items()}
-    stderr = {b: float(np.std(s, ddof=1) / np.sqrt(len(s))) for b, s in samples.items()}
+        values[block], converged[block] = result.eigenvalues, result.converged
+    nan = float("nan")
+    trace = {b: float(np.mean(s)) if s else nan for b, s in samples.items()}
+    stderr = {b: float(np.std(s, ddof=1) / np.sqrt(len(s))) if s else nan for b, s in samples.items()}
     return BlockHessian(
-        blocks=list(blocks), sizes={b: int(i.numel()) for b, i in index.items()}, eigenvalues=eigenvalues,
+        blocks=list(blocks), sizes={b: int(i.numel()) for b, i in index.items()}, eigenvalues=values,
         converged=converged, trace=trace, trace_stderr=stderr, n_hvp=operator.n_hvp,
     )

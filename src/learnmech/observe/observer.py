@@ -26,7 +26,7 @@ from .._checks import positive_int
 from ._torch import LossFn, check_batch, trainable_parameters
 from .esd import layer_alphas
 from .gradients import gradient_noise_scale
-from .hessian import hessian_trace, sharpness
+from .hessian import SharpnessTracker, block_hessian, hessian_trace, sharpness
 from .norms import snapshot, update_norms, weight_norms
 from .similarity import ntk_drift
 
@@ -40,7 +40,12 @@ Measure = Callable[[torch.nn.Module, Any], Any]
 BUILTIN_MEASURES = {
     "loss": "the training loss passed to step()",
     "grad_norm": "L2 norm of the parameters' .grad (after backward)",
-    "sharpness": "top Hessian eigenvalue on the batch (needs loss_fn)",
+    "sharpness": "top Hessian eigenvalue on the batch, warm-started from the previous measurement (needs loss_fn)",
+    "adam_sharpness": "Adam's preconditioned sharpness, top eigenvalue of P^-1/2 H P^-1/2, P = sqrt(v_hat) + eps "
+    "(Cohen et al. 2022; stable below 38/lr at beta1 = 0.9); needs loss_fn and options {'adam_sharpness': "
+    "{'optimizer': adam}}",
+    "block_sharpness": "top eigenvalue of each layer's diagonal Hessian block (layer column; needs loss_fn)",
+    "block_trace": "Hutchinson trace of each layer's diagonal Hessian block (layer column; needs loss_fn)",
     "hessian_trace": "Hutchinson estimate of Tr(H) (needs loss_fn)",
     "grad_noise": "McCandlish et al. (2018) simple noise scale B_simple (needs loss_fn)",
     "weight_norm": "Frobenius norm per parameter (layer column)",
@@ -48,7 +53,7 @@ BUILTIN_MEASURES = {
     "esd_alpha": "power-law exponent of each weight matrix's ESD (layer column)",
     "ntk_drift": "relative change of the empirical NTK on the probe inputs since the first measurement",
 }
-_NEEDS_LOSS_FN = {"sharpness", "hessian_trace", "grad_noise"}
+_NEEDS_LOSS_FN = {"sharpness", "hessian_trace", "grad_noise", "adam_sharpness", "block_sharpness", "block_trace"}
 
 
 class Observer:
@@ -98,6 +103,7 @@ class Observer:
         self.rows: list[dict[str, Any]] = []
         self._previous: dict[str, torch.Tensor] | None = None
         self._initial_ntk: np.ndarray | None = None
+        self._trackers: dict[str, SharpnessTracker] = {}  # warm starts of repeated (preconditioned) sharpness
 
     @staticmethod
     def _resolve(measure: Any) -> dict[str, str | Measure]:
@@ -175,8 +181,15 @@ class Observer:
             if not grads:
                 raise ValueError("no parameter has a .grad; call step() after loss.backward()")
             return float(torch.sqrt(sum((g.detach().double() ** 2).sum() for g in grads)))
-        if how == "sharpness":
-            return sharpness(self.model, self.loss_fn, self._batch(batch), **kwargs)
+        if how in ("sharpness", "adam_sharpness"):
+            return self._sharpness(how, batch, **kwargs)
+        if how == "block_sharpness":
+            kwargs.setdefault("n_trace", 0)
+            result = block_hessian(self.model, self.loss_fn, self._batch(batch), **kwargs)
+            return {block: float(result.eigenvalues[block][0]) for block in result.blocks}
+        if how == "block_trace":
+            result = block_hessian(self.model, self.loss_fn, self._batch(batch), eigenvalues=False, **kwargs)
+            return result.trace
         if how == "hessian_trace":
             return hessian_trace(self.model, self.loss_fn, self._batch(batch), **kwargs).value
         if how == "grad_noise":
@@ -196,6 +209,22 @@ class Observer:
                 self._initial_ntk = kernel
             return ntk_drift(self._initial_ntk, kernel)
         raise AssertionError(how)  # unreachable: names are validated in __init__
+
+    def _sharpness(self, how: str, batch: Any, *, warm: bool = True, optimizer: Any = None, **kwargs: Any) -> float:
+        """(Preconditioned) sharpness, by default warm-started from this Observer's previous measurement of it
+        (:class:`SharpnessTracker`; ``warm=False`` starts fresh each time; ``stop``, ``keep``, ``refresh``, ``rtol``,
+        ``max_iter``, ``seed`` are the tracker's options)."""
+        if how == "adam_sharpness" and optimizer is None:
+            raise ValueError("adam_sharpness needs options={'adam_sharpness': {'optimizer': your_adam}}")
+        if not warm:
+            if how == "sharpness":
+                return sharpness(self.model, self.loss_fn, self._batch(batch), **kwargs)
+            return SharpnessTracker(**kwargs)(self.model, self.loss_fn, self._batch(batch),
+                                              preconditioner=optimizer).eigenvalues[0]
+        tracker = self._trackers.get(how)
+        if tracker is None:
+            tracker = self._trackers[how] = SharpnessTracker(**kwargs)
+        return float(tracker(self.model, self.loss_fn, self._batch(batch), preconditioner=optimizer).eigenvalues[0])
 
     # -- reading -----------------------------------------------------------------------------------------------
 
