@@ -9,7 +9,7 @@ width x learning-rate sweep and its drift with width.
 
 from .batched import gd_lr_grid
 from .coord import CoordCheck, coord_check, log_slope
-from .models import SelfAttention, TinyTransformer, mlp
+from .models import MHATransformer, SelfAttention, TinyTransformer, cnn, mlp
 from .parametrize import (
     OPTIMIZERS,
     SCHEMES,
@@ -27,8 +27,9 @@ from .transfer import Drift, LRSweep, lr_sweep, optimal_log2_lr, optimum_drift
 
 __all__ = [
     "SCHEMES", "OPTIMIZERS", "Parametrization", "ParamRule", "parametrize", "parameter_rules", "weight_rule",
-    "vector_rule", "attention_scale", "coord_check", "CoordCheck", "log_slope", "mlp", "TinyTransformer",
-    "SelfAttention", "TrainRun", "train", "half_mse", "synthetic_regression", "single_threaded", "gd_lr_grid",
+    "vector_rule", "attention_scale", "coord_check", "CoordCheck", "log_slope", "mlp", "cnn", "TinyTransformer",
+    "MHATransformer", "SelfAttention", "TrainRun", "train", "half_mse", "synthetic_regression", "single_threaded",
+    "gd_lr_grid",
     "Bracket", "WidthExtrapolation", "extrapolate_width",
     "lr_boundary", "spiked", "diverged", "blew_up", "LRSweep", "Drift", "lr_sweep", "optimal_log2_lr",
     "optimum_drift",

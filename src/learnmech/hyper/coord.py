@@ -9,8 +9,9 @@ log(size) against log(width) per layer is the number to read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,18 +63,23 @@ def log_slope(widths: Sequence[float], values: Sequence[float]) -> float:
     return float(np.polyfit(np.log2(widths), np.log2(values), 1)[0])
 
 
-def _record(model: nn.Module, names: list[str], x: torch.Tensor) -> list[torch.Tensor]:
+def _record(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each named module's output on ``x`` (the first element for modules returning a tuple, e.g.
+    ``nn.MultiheadAttention``); modules the forward pass never calls are absent."""
     outputs: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
-    hooks = [modules[name].register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
-             for name in names]
+
+    def keep(name: str, out: torch.Tensor | tuple) -> None:
+        outputs[name] = (out[0] if isinstance(out, tuple) else out).detach().clone()
+
+    hooks = [modules[name].register_forward_hook(lambda _m, _i, out, name=name: keep(name, out)) for name in names]
     try:
         with torch.no_grad():
             model(x)
     finally:
         for hook in hooks:
             hook.remove()
-    return [outputs[name].detach().clone() for name in names]
+    return outputs
 
 
 def coord_check(
@@ -87,14 +93,22 @@ def coord_check(
     steps: int = 4,
     data: tuple[torch.Tensor, torch.Tensor] | None = None,
     seeds: Sequence[int] = (0, 1),
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> CoordCheck:
     """Coordinate check of ``model_factory(width)`` parametrized with ``scheme`` at each width.
 
-    model_factory: width -> a fresh, un-parametrized module (e.g. ``lambda n: hyper.models.mlp(8, n)``).
+    model_factory: width -> a fresh, un-parametrized module (e.g. ``lambda n: hyper.models.mlp(8, n)``); any model
+    :func:`~learnmech.hyper.parametrize` accepts with ``base=`` (convolutions, ``nn.MultiheadAttention``, ...):
+    the base shapes are ``model_factory(base_width)``, so the factory's width must be what scales.
     widths: at least two widths; base_width: default ``min(widths)``; lr: base learning rate (the optimizer's
     global lr, times each layer's multiplier); optimizer: ``"sgd"`` or ``"adam"`` (torch's SGD / Adam);
-    steps: full-batch steps on half-MSE; data: ``(x, y)``, default a 64-example synthetic regression task with
-    the first layer's input dimension; seeds: initialisations to average over.
+    steps: full-batch steps on ``loss_fn``; data: ``(x, y)``, default a 64-example synthetic regression task with
+    the first layer's input dimension (required unless the first layer is an ``nn.Linear``); seeds:
+    initialisations to average over; loss_fn: ``loss_fn(model(x), y)`` -> scalar, default half-MSE; options:
+    extra keyword arguments for :func:`~learnmech.hyper.parametrize` (``gain``, ``depth``, ``branches``).
+
+    The layers recorded are the modules owning a weight (their output, or an attention module's output).
     """
     widths_arr = np.array([positive_int(w, "widths") for w in widths])
     if len(widths_arr) < 2:
@@ -106,6 +120,11 @@ def coord_check(
     base = int(widths_arr.min()) if base_width is None else positive_int(base_width, "base_width")
     if not seeds:
         raise ValueError("seeds must name at least one seed")
+    loss_fn = half_mse if loss_fn is None else loss_fn
+    options = dict(options or {})
+    for reserved in ("base", "base_width", "seed", "scheme"):
+        if reserved in options:
+            raise ValueError(f"options must not set {reserved!r}: coord_check sets it")
     opt_class = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
     size = change = None
     layers: list[str] = []
@@ -113,26 +132,36 @@ def coord_check(
         for seed in seeds:
             torch.manual_seed(int(seed))
             model = model_factory(int(width))
-            params = parametrize(model, scheme, base, seed=int(seed))
+            params = parametrize(model, scheme, base=model_factory(base), seed=int(seed), **options)
             if data is None:
-                first = next(m for m in model.modules() if isinstance(m, nn.Linear))
-                data = synthetic_regression(64, first.in_features, seed=12345)
+                data = _default_data(model)
             x, y = data
-            layers = list(dict.fromkeys(rule.name for rule in params.rules if rule.tensor == "weight"))
+            owners = list(dict.fromkeys(rule.name for rule in params.rules if rule.tensor.endswith("weight")))
+            opt = params.optimizer(opt_class, lr)
+            initial = _record(model, owners, x)
             if size is None:
+                layers = [name for name in owners if name in initial]
                 size = np.zeros((len(widths_arr), len(layers), steps + 1))
                 change = np.zeros_like(size)
-            opt = params.optimizer(opt_class, lr)
-            initial = _record(model, layers, x)
             for t in range(steps + 1):
                 current = initial if t == 0 else _record(model, layers, x)
-                for li, (h, h0) in enumerate(zip(current, initial, strict=True)):
+                for li, layer in enumerate(layers):
+                    h, h0 = current[layer], initial[layer]
                     size[wi, li, t] += float(h.abs().mean()) / len(seeds)
                     change[wi, li, t] += float((h - h0).abs().mean()) / len(seeds)
                 if t < steps:
                     opt.zero_grad(set_to_none=True)
-                    half_mse(model(x), y).backward()
+                    loss_fn(model(x), y).backward()
                     opt.step()
     size_slope = {layer: log_slope(widths_arr, size[:, i, -1]) for i, layer in enumerate(layers)}
     change_slope = {layer: log_slope(widths_arr, change[:, i, -1]) for i, layer in enumerate(layers)}
     return CoordCheck(scheme, widths_arr.astype(float), layers, size, change, size_slope, change_slope)
+
+
+def _default_data(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The default task: 64 synthetic regression examples for a model whose first layer is an ``nn.Linear``."""
+    first = next((m for m in model.modules() if any(True for _ in m.parameters(recurse=False))), None)
+    if not isinstance(first, nn.Linear):
+        kind = type(first).__name__ if first is not None else "no layer"
+        raise ValueError(f"data is required: the default task needs an nn.Linear first layer, got {kind}")
+    return synthetic_regression(64, first.in_features, seed=12345)

@@ -1,8 +1,10 @@
 """Small PyTorch models whose width is the only knob, for parametrization experiments.
 
-Both are plain ``torch.nn.Module``\\ s built from ``nn.Linear``/``nn.Embedding``/``nn.LayerNorm``, so
-:func:`learnmech.hyper.parametrize` can classify every layer; the attention module exposes its logit scale
-(``scale``) because muP changes it from ``1/sqrt(d_head)`` to ``1/d_head`` (Yang et al. 2022, section 4).
+All are plain ``torch.nn.Module``\\ s built from stock layers, so :func:`learnmech.hyper.parametrize` can classify
+every layer: :func:`mlp` and :class:`TinyTransformer` (``nn.Linear``/``nn.Embedding``/``nn.LayerNorm`` and the
+package's attention, which exposes its logit scale ``scale`` because muP changes it from ``1/sqrt(d_head)`` to
+``1/d_head``, Yang et al. 2022, section 4) work with ``base_width=``; :func:`cnn` (``nn.Conv2d``) and
+:class:`MHATransformer` (``nn.MultiheadAttention``) need ``base=`` (the same builder at the base width).
 """
 
 from __future__ import annotations
@@ -89,6 +91,72 @@ class TinyTransformer(nn.Module):
         self.tok = nn.Embedding(vocab, d_model)
         self.pos = nn.Embedding(self.max_len, d_model)
         self.blocks = nn.ModuleList(Block(d_model, n_heads) for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(d_model)
+        self.readout = nn.Linear(d_model, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        seq = tokens.shape[1]
+        if seq > self.max_len:
+            raise ValueError(f"tokens has sequence length {seq} > max_len={self.max_len}")
+        x = self.tok(tokens) + self.pos(torch.arange(seq, device=tokens.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.readout(self.ln_f(x))
+
+
+def cnn(
+    in_channels: int, width: int, out_dim: int = 1, hidden_layers: int = 2, activation: str = "relu"
+) -> nn.Sequential:
+    """A CNN ``Conv2d(in_channels -> width, 3x3) -> ... -> Conv2d(width -> width) -> global average pool ->
+    Linear(width -> out_dim)`` with ``hidden_layers`` activations ("same" padding, stride 1).
+
+    Input ``(batch, in_channels, H, W)`` -> output ``(batch, out_dim)``. Width is the channel count; the global
+    average pool keeps the readout's fan-in equal to it for any image size.
+    """
+    in_channels, width = positive_int(in_channels, "in_channels"), positive_int(width, "width")
+    out_dim, hidden_layers = positive_int(out_dim, "out_dim"), positive_int(hidden_layers, "hidden_layers")
+    act = ACTIVATIONS[one_of(activation, "activation", ACTIVATIONS)]
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), act()]
+    for _ in range(hidden_layers - 1):
+        layers += [nn.Conv2d(width, width, 3, padding=1), act()]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, out_dim)]
+    return nn.Sequential(*layers)
+
+
+class MHABlock(nn.Module):
+    """Pre-LayerNorm block around ``nn.MultiheadAttention``: ``x + attn(ln(x))`` (causal), then
+    ``x + mlp(ln(x))`` with a 4x GELU MLP (``mlp`` is an ``nn.Sequential``, so it can be named as a branch)."""
+
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attn = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = x.shape[1]
+        causal = torch.triu(torch.ones(seq, seq, dtype=torch.bool, device=x.device), diagonal=1)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=causal, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+class MHATransformer(nn.Module):
+    """:class:`TinyTransformer` with ``nn.MultiheadAttention`` blocks (:class:`MHABlock`) instead of the package's
+    attention. Input: integer tokens ``(batch, seq)``, ``seq <= max_len``; output: logits ``(batch, seq, vocab)``.
+    Width is ``d_model`` (``n_heads`` fixed, so ``d_head`` grows with it).
+    """
+
+    def __init__(self, vocab: int, d_model: int, n_heads: int = 2, n_layers: int = 1, max_len: int = 16) -> None:
+        super().__init__()
+        vocab, d_model = positive_int(vocab, "vocab"), positive_int(d_model, "d_model")
+        n_heads, n_layers = positive_int(n_heads, "n_heads"), positive_int(n_layers, "n_layers")
+        if d_model % n_heads:
+            raise ValueError(f"d_model must be divisible by n_heads, got d_model={d_model}, n_heads={n_heads}")
+        self.max_len = positive_int(max_len, "max_len")
+        self.tok = nn.Embedding(vocab, d_model)
+        self.pos = nn.Embedding(self.max_len, d_model)
+        self.blocks = nn.ModuleList(MHABlock(d_model, n_heads) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(d_model)
         self.readout = nn.Linear(d_model, vocab)
 

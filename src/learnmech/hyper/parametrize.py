@@ -420,28 +420,28 @@ def _axis_mults(
 
 
 def _weight_spec(
-    name: str, tensor: str, module: nn.Module, base_module: nn.Module, *, fan_in_axis: int | None = 1,
+    name: str, tensor: str, module: nn.Module, base_module: nn.Module, *, embedding: bool = False,
     query_rows: int = 0,
 ) -> _Spec:
-    """A weight with fan-out on axis 0 and fan-in on ``fan_in_axis`` (None: a one-hot lookup, fan-in 1)."""
+    """A weight ``(fan_out, fan_in, *kernel)``; or, with ``embedding``, a lookup table ``(num, dim)``: one-hot
+    inputs, so fan-in 1 and only ``dim`` (the fan-out) may scale."""
     full = f"{name}.{tensor}" if name else tensor
     value, base_value = getattr(module, tensor), getattr(base_module, tensor)
-    scaling = (0,) if fan_in_axis is None else (0, fan_in_axis)
-    mults = _axis_mults(full, value, base_value, scaling)
-    if fan_in_axis is None:
-        fan_in, m_in = 1, 1.0
+    mults = _axis_mults(full, value, base_value, (1,) if embedding else (0, 1))
+    if embedding:
+        fan_in, fan_out, m_in, m_out = 1, value.shape[1], 1.0, mults[1]
     else:
-        fan_in, m_in = math.prod(value.shape[1:]), mults[fan_in_axis]
-    m_out = mults[0]
+        fan_in, fan_out, m_in, m_out = math.prod(value.shape[1:]), value.shape[0], mults[1], mults[0]
     kind: Kind = ("hidden" if m_out != 1.0 else "output") if m_in != 1.0 else ("input" if m_out != 1.0 else "finite")
-    return _Spec(name, tensor, module, kind, kind, fan_in, value.shape[0], m_in, m_out, query_rows=query_rows)
+    return _Spec(name, tensor, module, kind, kind, fan_in, fan_out, m_in, m_out, query_rows=query_rows)
 
 
 def _vector_spec(
     name: str, tensor: str, module: nn.Module, base_module: nn.Module, role: Role | None, fill: float,
-    query_rows: int = 0,
+    query_rows: int = 0, layer: _Spec | None = None,
 ) -> _Spec:
-    """A vector-like tensor (bias, gain): at most one infinite axis. role None: from the vector itself."""
+    """A vector-like tensor (bias, gain): at most one infinite axis. role None: from the vector itself;
+    layer: the weight whose bias this is (its fan_in/fan_out are reported, as with base_width)."""
     full = f"{name}.{tensor}" if name else tensor
     value, base_value = getattr(module, tensor), getattr(base_module, tensor)
     mults = _axis_mults(full, value, base_value, range(value.dim()))
@@ -455,8 +455,8 @@ def _vector_spec(
     kind: Kind = "vector" if infinite else "finite"
     if role is None:
         role = "hidden" if infinite else "finite"
-    size = value.numel()
-    return _Spec(name, tensor, module, role, kind, size, size, 1.0, m_v, fill=fill, query_rows=query_rows)
+    fan_in, fan_out = (value.numel(), value.numel()) if layer is None else (layer.fan_in, layer.fan_out)
+    return _Spec(name, tensor, module, role, kind, fan_in, fan_out, 1.0, m_v, fill=fill, query_rows=query_rows)
 
 
 def _module_specs(name: str, module: nn.Module, base_module: nn.Module) -> list[_Spec]:
@@ -481,12 +481,12 @@ def _module_specs(name: str, module: nn.Module, base_module: nn.Module) -> list[
         return [_vector_spec(name, tensor, module, base_module, None, fill)
                 for tensor, fill in (("weight", 1.0), ("bias", 0.0)) if getattr(module, tensor) is not None]
     if isinstance(module, nn.Embedding):
-        return [_weight_spec(name, "weight", module, base_module, fan_in_axis=None)]
+        return [_weight_spec(name, "weight", module, base_module, embedding=True)]
     if isinstance(module, (nn.Linear, *_CONV)):
         weight = _weight_spec(name, "weight", module, base_module)
         specs = [weight]
         if module.bias is not None:
-            specs.append(_vector_spec(name, "bias", module, base_module, weight.role, 0.0))
+            specs.append(_vector_spec(name, "bias", module, base_module, weight.role, 0.0, layer=weight))
         return specs
     return []
 
