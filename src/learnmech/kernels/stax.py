@@ -802,14 +802,24 @@ def Flatten() -> Layer:  # noqa: N802
 
 # -------------------------------------------------------------------------------------------------- LayerNorm
 class _LayerNormModule(nn.Module):
-    def __init__(self, axes: tuple[int, ...], eps: float) -> None:
+    def __init__(self, axes: tuple[int, ...], eps: float, gain: int = 0, bias: bool = False,
+                 dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         self.axes, self.eps = axes, eps
+        # torch's elementwise affine (gain 1, bias 0 at init), per channel; only built by from_torch
+        self.weight = nn.Parameter(torch.ones(gain, dtype=dtype)) if gain else None
+        self.bias = nn.Parameter(torch.zeros(gain, dtype=dtype)) if gain and bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=self.axes, keepdim=True)
         var = x.var(dim=self.axes, keepdim=True, unbiased=False)
-        return (x - mean) / torch.sqrt(self.eps + var)
+        y = (x - mean) / torch.sqrt(self.eps + var)
+        view = (1, -1, *([1] * (x.ndim - 2)))
+        if self.weight is not None:
+            y = y * self.weight.reshape(view)
+        if self.bias is not None:
+            y = y + self.bias.reshape(view)
+        return y
 
 
 def LayerNorm(axis: int | Sequence[int] = 1, eps: float = 1e-12) -> Layer:  # noqa: N802
@@ -860,6 +870,44 @@ def LayerNorm(axis: int | Sequence[int] = 1, eps: float = 1e-12) -> Layer:  # no
         return _LayerNormModule(axes, eps), shape
 
     return Layer(f"LayerNorm(axis={axis!r}, eps={eps})", kernel, build)
+
+
+def _affine_layernorm(eps: float, weight: bool, bias: bool) -> Layer:
+    """torch's ``nn.LayerNorm(D, elementwise_affine=True)`` on ``(N, D)`` activations (gain 1, bias 0 at init).
+
+    NNGP as :func:`LayerNorm`; the NTK gains the gradients of the per-channel gain gamma_c (d y_c / d gamma_c =
+    normalised z_c, whose covariance is the normalised kernel K) and bias beta_c (1): Theta <- Theta + K + 1
+    (the parameter-wise sum of the NTK, Jacot et al. (2018), eq. 2, for parameters acting on one channel each).
+    """
+    base = LayerNorm(1, eps)
+
+    def kernel(state: Any) -> _State:
+        out = base._kernel(state)
+        extra = (out.nngp if weight else 0.0) + (1.0 if bias else 0.0)
+        return replace(out, ntk=extra + (0.0 if out.ntk is None else out.ntk))
+
+    def build(shape: Any, gen: torch.Generator, dtype: torch.dtype) -> tuple[nn.Module, Any]:
+        return _LayerNormModule((1,), eps, shape[0] if weight else 0, bias, dtype), shape
+
+    return Layer(f"LayerNorm(eps={eps}, elementwise_affine=True)", kernel, build)
+
+
+def _flat_only(layer: Layer, what: str) -> Layer:
+    """``layer`` restricted to (N, D) activations (torch's Linear/LayerNorm act on the last axis, which is the
+    channel axis only then)."""
+
+    def kernel(state: Any) -> Any:
+        if not isinstance(state, list) and state.spatial:
+            raise ValueError(f"{what} acts on the last axis of a (N, C, ...) tensor, which is not its channel axis; "
+                             f"from_torch describes it only on (N, D) activations, got per-input shape {state.shape}")
+        return layer._kernel(state)
+
+    def build(shape: Any, gen: torch.Generator, dtype: torch.dtype) -> tuple[nn.Module, Any]:
+        if isinstance(shape, tuple) and len(shape) != 1:
+            raise ValueError(f"{what} is described only on (N, D) activations, got per-input shape {shape}")
+        return layer._build(shape, gen, dtype)
+
+    return Layer(layer.name, kernel, build, layer._branches)
 
 
 # ------------------------------------------------------------------------------------------------ activations
