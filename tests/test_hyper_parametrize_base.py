@@ -112,6 +112,15 @@ def test_finite_layers_stay_standard():
     assert rules[("2", "weight")].kind == "input" and rules[("4", "weight")].kind == "output"
 
 
+def test_embedding_padding_row_stays_zero():
+    def net(w: int) -> nn.Sequential:
+        return nn.Sequential(nn.Embedding(9, w, padding_idx=0), nn.Linear(w, 2))
+
+    p = hyper.parametrize(net(32), "mup", base=net(8))
+    table = _by_name(p)[("0", "weight")].parameter
+    assert torch.count_nonzero(table[0]) == 0 and table[1:].std().item() == pytest.approx(1.0, rel=0.2)
+
+
 def _manual_attention(mha: nn.MultiheadAttention, x: torch.Tensor, scale: float, w_in: torch.Tensor,
                       b_in: torch.Tensor) -> torch.Tensor:
     """Causal multi-head attention written out with logit ``scale`` on the unmultiplied projections."""

@@ -5,6 +5,10 @@ Under muP every layer's coordinates *and their change from init* stay O(1) as wi
 log-log plot against width); under SP with a fixed learning rate the readout's change grows ~ width (the logits
 blow up), under NTP the hidden features' change vanishes ~ width^-1/2 (the lazy/kernel regime). The slope of
 log(size) against log(width) per layer is the number to read.
+
+Any model that :func:`~learnmech.hyper.parametrize` accepts with ``base=`` works (convolutions,
+``nn.MultiheadAttention``, ...): the base shapes are the factory's model at the base width. The base-width form
+leaves SP-like terms of relative size ``~ sqrt(base_width / width)``, so measure at widths well above it.
 """
 
 from __future__ import annotations

@@ -586,6 +586,8 @@ def _apply(
             if spec.fill is None:
                 # Drawn on the CPU generator, then copied: the same numbers on every device.
                 value.copy_(torch.empty(value.shape, dtype=value.dtype).normal_(0.0, std, generator=gen))
+                if isinstance(spec.module, nn.Embedding) and spec.module.padding_idx is not None:
+                    value[spec.module.padding_idx].zero_()  # torch's contract: the padding row stays 0
             else:
                 value.fill_(spec.fill)
             query = query_mults.get(spec.name, 1.0) if spec.query_rows else 1.0
