@@ -202,6 +202,44 @@ def test_depth_branch_multipliers():
         assert rule.lr_mult["adam"] == pytest.approx(ref.lr_mult["adam"] * (0.5 if inside else 1.0)), rule.name
 
 
+def _residual_stream(n_layers: int, depth_mup: bool) -> tuple[float, float]:
+    """Mean |x| of the residual stream entering ln_f at init, and its change after 3 Adam steps (width 32)."""
+    tokens = torch.randint(0, 7, (8, 6), generator=torch.Generator().manual_seed(0))
+    target = F.one_hot(tokens, 7).float()
+    model, base = _pair(lambda w: hyper.MHATransformer(7, w, n_heads=2, n_layers=n_layers, max_len=6), 32, 8)
+    branches = [f"blocks.{i}.{part}" for i in range(n_layers) for part in ("attn", "mlp")]
+    options = {"depth": (n_layers, 1), "branches": branches} if depth_mup else {}
+    p = hyper.parametrize(model, "mup", base=base, **options)
+    seen = {}
+    model.ln_f.register_forward_hook(lambda _m, inputs, _o: seen.__setitem__("x", inputs[0].detach().clone()))
+    with torch.no_grad():
+        model(tokens)
+    x0 = seen["x"]
+    opt = p.optimizer(torch.optim.Adam, 0.01)
+    for _ in range(3):
+        opt.zero_grad()
+        hyper.half_mse(model(tokens), target).backward()
+        opt.step()
+    with torch.no_grad():
+        model(tokens)
+    return x0.abs().mean().item(), (seen["x"] - x0).abs().mean().item()
+
+
+def test_depth_mup_keeps_the_residual_stream_order_one_across_depth():
+    """Theory (Yang et al. 2023; Bordelon et al. 2023): with sqrt(base_L/L) branches (and Adam lr x the same), the
+    residual stream and its change after a few steps are O(1) in L (slope 0 against log L); without them each
+    block adds O(1), so the size grows ~ L^1/2 and the (correlated) Adam updates ~ L. Decision rule: |slope| < 1/4
+    is 0; the rival's slopes must pass the midpoints 1/4 (size) and 1/2 (change)."""
+    depths = [2, 4, 8, 16]
+    with hyper.single_threaded():
+        slopes = {}
+        for depth_mup in (True, False):
+            sizes, changes = zip(*(_residual_stream(n, depth_mup) for n in depths), strict=True)
+            slopes[depth_mup] = (hyper.log_slope(depths, sizes), hyper.log_slope(depths, changes))
+    assert abs(slopes[True][0]) < 0.25 and abs(slopes[True][1]) < 0.25, slopes
+    assert slopes[False][0] > 0.25 and slopes[False][1] > 0.5, slopes
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Coordinate checks (Yang et al. 2022, sec. 7): muP keeps activation updates O(1), SP's blow up
 # ---------------------------------------------------------------------------------------------------------------
