@@ -355,6 +355,16 @@ def test_unclassifiable_parameters_are_refused_naming_them():
         hyper.parametrize(_Tempered(16), "mup", base=_Tempered(4))
 
 
+def test_tied_weights_are_refused_naming_both():
+    def tied(w: int) -> hyper.MHATransformer:
+        model = hyper.MHATransformer(7, w, n_heads=2, max_len=6)
+        model.readout.weight = model.tok.weight  # (7, w): the embedding reused as the readout
+        return model
+
+    with pytest.raises(ValueError, match=r"'readout\.weight' is the same tensor as 'tok\.weight'"):
+        hyper.parametrize(tied(32), "mup", base=tied(8))
+
+
 def test_bad_arguments_are_refused():
     model, base = _pair(lambda w: hyper.mlp(3, w), 16, 4)
     with pytest.raises(ValueError, match="exactly one of base_width"):

@@ -577,6 +577,7 @@ def _apply(
     depth_mult: float, branches: Sequence[str],
 ) -> list[ParamRule]:
     """Re-initialise every spec's tensor, register its multiplier and return its rule (in spec order)."""
+    _refuse_shared(specs)
     gen = torch_generator(seed)
     rules = []
     with torch.no_grad():
@@ -601,6 +602,18 @@ def _apply(
                                    lr_mult, value, kind=spec.kind, fan_in_mult=spec.m_in,
                                    fan_out_mult=spec.m_out, query_multiplier=query))
     return rules
+
+
+def _refuse_shared(specs: list[_Spec]) -> None:
+    """Tied weights (one tensor owned by two layers, e.g. an embedding reused as the readout) would need two
+    rules at once (input and output); ``mup`` has a dedicated readout for them, we refuse them by name."""
+    owners: dict[int, str] = {}
+    for spec in specs:
+        full = f"{spec.name}.{spec.tensor}" if spec.name else spec.tensor
+        key = id(getattr(spec.module, spec.tensor))
+        if key in owners:
+            raise ValueError(f"parameter {full!r} is the same tensor as {owners[key]!r} (tied weights): not supported")
+        owners[key] = full
 
 
 def _inside(name: str, branches: Sequence[str]) -> bool:
@@ -726,5 +739,5 @@ def parameter_rules(model: nn.Module) -> Parametrization:
     """The :class:`Parametrization` previously applied to ``model``; ValueError if it was never parametrized."""
     result = getattr(model, "_learnmech_parametrization", None)
     if result is None:
-        raise ValueError("model was not parametrized; call learnmech.hyper.parametrize(model, scheme, base_width)")
+        raise ValueError("model was not parametrized; call learnmech.hyper.parametrize(model, scheme, base_width or base=)")
     return result
