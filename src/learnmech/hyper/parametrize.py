@@ -739,5 +739,6 @@ def parameter_rules(model: nn.Module) -> Parametrization:
     """The :class:`Parametrization` previously applied to ``model``; ValueError if it was never parametrized."""
     result = getattr(model, "_learnmech_parametrization", None)
     if result is None:
-        raise ValueError("model was not parametrized; call learnmech.hyper.parametrize(model, scheme, base_width or base=)")
+        raise ValueError("model was not parametrized; call learnmech.hyper.parametrize(model, scheme, base_width) "
+                         "or parametrize(model, scheme, base=base_model)")
     return result
