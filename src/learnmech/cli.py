@@ -365,6 +365,10 @@ def build_parser(sweep_claim: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "json"], default="csv", help="output format (default csv)")
     p.add_argument("--claim", default=None, help="only this claim's rows")
     p.set_defaults(func=cmd_results)
+
+    from .forecast.cli import add_parser as add_forecast_parser  # `learnmech forecast` lives in the forecast package
+
+    add_forecast_parser(sub)
     return parser
 
 
