@@ -16,8 +16,17 @@ Spectra of weights (``esd_alpha``), neural collapse, kernels and representations
 """
 
 from . import tasks
-from .collapse import NeuralCollapse, neural_collapse
-from .esd import PowerLawFit, esd_alpha, layer_alphas, power_law_fit, spectral_density
+from .collapse import NeuralCollapse, etf_sampling_null, neural_collapse, simplex_etf
+from .esd import (
+    PowerLawFit,
+    bulk_fit,
+    esd_alpha,
+    layer_alphas,
+    power_law_bulk,
+    power_law_fit,
+    spectral_density,
+    spiked_null,
+)
 from .gradients import NoiseScale, gradient_noise_scale
 from .hessian import (
     BlockHessian,
@@ -63,6 +72,9 @@ __all__ = [
     "centered_gram",
     "cka",
     "esd_alpha",
+    "bulk_fit",
+    "spiked_null",
+    "power_law_bulk",
     "gradient_noise_scale",
     "hessian_eigenvalues",
     "hessian_spectrum",
@@ -71,6 +83,8 @@ __all__ = [
     "lanczos",
     "layer_alphas",
     "neural_collapse",
+    "etf_sampling_null",
+    "simplex_etf",
     "ntk_drift",
     "power_iteration",
     "power_law_fit",

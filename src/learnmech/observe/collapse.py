@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import as_array
+from .._checks import as_array, positive_int
 
-__all__ = ["NeuralCollapse", "neural_collapse"]
+__all__ = ["NeuralCollapse", "neural_collapse", "simplex_etf", "etf_sampling_null"]
 
 
 @dataclass
@@ -116,3 +116,75 @@ def neural_collapse(
         nc4=nc4,
         classifier_equinorm=_coefficient_of_variation(np.linalg.norm(weight, axis=1)),
     )
+
+
+def simplex_etf(num_classes: int) -> np.ndarray:
+    """The (C, C) simplex equiangular tight frame: unit rows with pairwise cosine -1/(C-1), summing to 0.
+
+    E = sqrt(C/(C-1)) (I - 11^T/C) (Papyan, Han & Donoho 2020, Definition 1), rank C-1.
+    """
+    num_classes = positive_int(num_classes, "num_classes", minimum=2)
+    return np.sqrt(num_classes / (num_classes - 1)) * (np.eye(num_classes) - 1.0 / num_classes)
+
+
+def _class_means(h: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
+    means = np.zeros((num_classes, h.shape[1]))
+    np.add.at(means, y, h)
+    return means / np.bincount(y, minlength=num_classes)[:, None]
+
+
+def etf_sampling_null(
+    features: Any, labels: Any, num_draws: int = 200, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """NC2/NC3 statistics expected from the finite sample alone if the collapse limit held exactly.
+
+    The null: the class means are an exact simplex ETF (equinorm, cosines -1/(C-1)) and the classifier is
+    exactly self-dual (W proportional to the centred means), and each measured class mean is the average of the
+    class's n_c examples around it, so it carries the sampling error of an average of n_c residuals. We build the
+    ETF nearest the measured centred means M (orthogonal Procrustes, scaled to their mean norm), add to each
+    class mean the mean of n_c of that class's measured within-class residuals h_i - mu_c drawn with replacement
+    (a bootstrap of the class mean: Efron & Tibshirani 1993, ch. 6), and evaluate the statistics of
+    :func:`neural_collapse` on the perturbed means, with the exact ETF as the classifier for NC3.
+
+    features: (n, d) penultimate features; labels: (n,) integers in [0, C) with every class present, C >= 2
+    taken as max(labels) + 1. Returns ``{"nc2_equinorm", "nc2_equiangular", "nc2_maxangle", "nc3"}``, each a
+    (num_draws,) array of null draws (dimensionless); their upper quantiles are the thresholds a finite sample
+    with this within-class variability cannot beat. Deterministic given ``seed``.
+    """
+    h = as_array(features, "features", ndim=2)
+    y = as_array(labels, "labels", ndim=1, dtype=np.float64)
+    if len(y) != h.shape[0]:
+        raise ValueError(f"labels must have one entry per feature row ({h.shape[0]}), got {len(y)}")
+    if np.any(y != np.round(y)) or np.any(y < 0):
+        raise ValueError("labels must be non-negative integers")
+    y = y.astype(np.int64)
+    num_classes = int(y.max()) + 1
+    counts = np.bincount(y, minlength=num_classes)
+    if num_classes < 2 or np.any(counts == 0):
+        raise ValueError(f"labels must cover every class 0..C-1 with C >= 2, got counts {counts.tolist()}")
+    num_draws = positive_int(num_draws, "num_draws", minimum=2)
+    means = _class_means(h, y, num_classes)
+    centred = means - means.mean(axis=0)
+    residuals = h - means[y]
+    # Nearest ETF: E Q with Q (C, d) from the SVD of E^T M (Schonemann 1966), scaled to the mean class-mean norm.
+    etf = simplex_etf(num_classes)
+    u, _, vt = np.linalg.svd(etf.T @ centred, full_matrices=False)
+    target = np.linalg.norm(centred, axis=1).mean() * etf @ (u @ vt)
+    generator = np.random.default_rng(seed)
+    # (draws, C, d): per class, the mean of n_c residuals drawn with replacement from that class
+    noise = np.stack([residuals[generator.choice(np.flatnonzero(y == c), size=(num_draws, counts[c]))].mean(axis=1)
+                      for c in range(num_classes)], axis=1)
+    sample = target[None] + noise
+    sample -= sample.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(sample, axis=2)  # (draws, C)
+    unit = sample / norms[:, :, None]
+    cosines = np.einsum("bcd,bed->bce", unit, unit)[:, ~np.eye(num_classes, dtype=bool)]  # (draws, C(C-1))
+    flat = sample.reshape(num_draws, -1)
+    duality = target.reshape(-1) / np.linalg.norm(target) - flat / np.linalg.norm(flat, axis=1, keepdims=True)
+    out = {
+        "nc2_equinorm": norms.std(axis=1) / norms.mean(axis=1),
+        "nc2_equiangular": cosines.std(axis=1),
+        "nc2_maxangle": np.abs(cosines + 1.0 / (num_classes - 1)).mean(axis=1),
+        "nc3": np.sum(duality**2, axis=1),
+    }
+    return out

@@ -17,10 +17,20 @@ within 10% (the Lanczos error, rtol 1e-3, is negligible next to it). The alterna
 without the edge of stability the sharpness would either keep rising through 2/lr (training diverges) or stay
 at its initial value (ratio = the initial ratio, reported in the metrics, well below 1 here).
 
-Precondition: the theory does not say how long progressive sharpening takes (roughly ~1/lr steps here), so the
-learning rates must let the sharpness reach 2/lr well before the window. With 2000 steps, lr = 0.15 does not:
-its sharpness is still rising through the window (ratio 0.80; 0.98 after 3000 steps), and the claim then
-rightly disagrees; the full config therefore starts at lr = 0.2.
+Precondition (coded, a-priori): the theory does not say how long progressive sharpening takes (roughly ~1/lr
+steps here), and its statement only applies once the sharpness has reached 2/lr. So a learning rate enters the
+verdict only if its sharpness reached 2/lr (ratio >= 1 at some measurement) *before* the window starts; otherwise
+it is reported as "not at the edge" (metrics ``not_at_edge``, its own labelled series in the figure), never as the
+verdict. If no learning rate reaches the edge the run has nothing in the theory's domain and disagrees (error NaN).
+
+Control (rejected): "the sharpness stays at its initial value" (no progressive sharpening, no edge), i.e. the
+late ratio equals the ratio at initialisation; same error (max |ratio - prediction| over the learning rates at the
+edge) and tolerance.
+
+Changes (issue 12): lr = 0.15 had been dropped from the full config after it failed (its sharpness was still
+rising through the window: ratio 0.80 after 2000 steps, 0.98 after 3000). It is back, and the precondition above
+decides, by a rule written before the run, which learning rates are judged; the "stays at its initial value" rival
+is a coded control.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from learnmech.claims import Claim, Diverged, Panel, Result, Series, step
+from learnmech.claims import Claim, Control, Diverged, Panel, Result, Series, step
 from learnmech.observe import Observer
 from learnmech.observe.tasks import gaussian_clusters, loss_function, mlp, train
 
@@ -44,7 +54,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     steps, every = config["steps"], config["every"]
     window_start = (1.0 - config["window"]) * steps
     sharpness_panel, loss_panel = [], []
-    ratios, ratio_spread, initial_ratio = {}, {}, {}
+    ratios, ratio_spread, initial_ratio, reached_step = {}, {}, {}, {}
     for i, lr in enumerate(lrs):
         model = mlp(data.input_dim, [config["width"]] * config["depth"], data.num_classes, "tanh", seed=seed)
         observer = Observer(model, every=every, measure=["sharpness"], loss_fn=loss_fn, probe=data.train_batch,
@@ -62,6 +72,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
         ratios[key] = float(np.nanmean(late))
         ratio_spread[key] = float(np.nanstd(late))
         initial_ratio[key] = float(ratio[0])
+        # precondition: the sharpness reached 2/lr (ratio >= 1) at a measurement before the window starts
+        early = np.flatnonzero((observed_steps < window_start) & (ratio >= 1.0))
+        reached_step[key] = int(observed_steps[early[0]]) if early.size else None
         threshold = 2.0 / lr
         sharpness_panel += [
             Series(f"sharpness, lr={lr:g}", observed_steps, sharpness),
@@ -70,27 +83,51 @@ def run(config: dict[str, Any], seed: int) -> Result:
         ]
         loss_panel.append(Series(f"lr={lr:g}", history.steps, history.train_loss))
 
-    errors = {key: abs(value - 1.0) for key, value in ratios.items()}
+    at_edge = [key for key in ratios if reached_step[key] is not None]
+    not_at_edge = [key for key in ratios if reached_step[key] is None]
+    errors = {key: abs(ratios[key] - 1.0) for key in at_edge}
+    error = max(errors.values()) if errors else float("nan")
+    judged = at_edge or list(ratios)  # with no lr at the edge the control is judged on every lr
+    control = Control(
+        name="sharpness-stays-initial",
+        statement="rival: the sharpness stays at its initial value (late ratio = initial ratio, no sharpening)",
+        prediction={key: initial_ratio[key] for key in judged},
+        measurement={key: ratios[key] for key in judged},
+        error=max(abs(ratios[key] - initial_ratio[key]) for key in judged),
+        tolerance=TOLERANCE,
+    )
+    lr_of = dict(zip(ratios, lrs, strict=True))
+
     figure = [
         Panel("Progressive sharpening, then the edge of stability", "GD step", "sharpness (top Hessian eigenvalue)",
               sharpness_panel),
         Panel("Late-time sharpness in units of 2/lr", "learning rate", "mean sharpness / (2/lr)", [
             Series("prediction: 1", lrs, [1.0] * len(lrs), role="prediction",
                    lower=[1 - TOLERANCE] * len(lrs), upper=[1 + TOLERANCE] * len(lrs)),
-            Series(f"measured (last {config['window']:.0%} of steps, +- std)", lrs, list(ratios.values()),
-                   yerr=list(ratio_spread.values())),
-            Series("at initialisation", lrs, list(initial_ratio.values()), role="reference"),
+            Series(f"at the edge: measured (last {config['window']:.0%} of steps, +- std)",
+                   [lr_of[k] for k in at_edge], [ratios[k] for k in at_edge],
+                   yerr=[ratio_spread[k] for k in at_edge]),
+            Series("boundary: not at the edge before the window (not judged)", [lr_of[k] for k in not_at_edge],
+                   [ratios[k] for k in not_at_edge], yerr=[ratio_spread[k] for k in not_at_edge]),
+            Series(f"control: stays at its initial value ({'rejected' if control.rejected else 'NOT rejected'})",
+                   lrs, list(initial_ratio.values()), role="reference"),
         ]),
         Panel("Training loss (non-monotone at the edge of stability)", "GD step", "square loss", loss_panel,
               yscale="log"),
     ]
     return Result(
-        prediction={key: 1.0 for key in ratios},
-        measurement=ratios,
-        error=max(errors.values()),
+        prediction={key: 1.0 for key in at_edge},
+        measurement={key: ratios[key] for key in at_edge},
+        error=error,
         tolerance=TOLERANCE,
+        units="|late mean sharpness / (2/lr) - 1|, max over learning rates at the edge",
+        controls=[control],
         figure=figure,
-        metrics={"ratio_std_in_window": ratio_spread, "initial_ratio": initial_ratio, "abs_error": errors},
+        metrics={"ratio_std_in_window": ratio_spread, "initial_ratio": initial_ratio, "abs_error": errors,
+                 "late_ratio": ratios, "at_edge": at_edge, "not_at_edge": not_at_edge,
+                 "step_reached_edge": reached_step, "window_start_step": window_start},
+        note=(f"judged at lr {', '.join(at_edge) or '(none)'}; not at the edge before the window: "
+              f"{', '.join(not_at_edge) or '(none)'}"),
     )
 
 
@@ -105,6 +142,6 @@ CLAIM = Claim(
     quick={"num_classes": 5, "per_class": 100, "dim": 20, "noise": 2.0, "width": 64, "depth": 2,
            "lrs": [0.2, 0.3, 0.4], "steps": 800, "every": 40, "window": 1 / 3},
     full={"num_classes": 5, "per_class": 200, "dim": 20, "noise": 2.0, "width": 64, "depth": 2,
-          "lrs": [0.2, 0.25, 0.3, 0.4], "steps": 2000, "every": 20, "window": 1 / 3},
+          "lrs": [0.15, 0.2, 0.25, 0.3, 0.4], "steps": 2000, "every": 20, "window": 1 / 3},
     run=run,
 )
