@@ -164,6 +164,10 @@ def _laws_cases() -> list[Case]:
              lambda: laws.fit_scaling_law(N, D, _with_nan(loss), n_bootstrap=0), "loss"),
         Case("laws.fit_scaling_law", "N", "3 runs for 5 parameters",
              lambda: laws.fit_scaling_law(N[:3], D[:3], loss[:3], n_bootstrap=0), "points"),
+        Case("laws.fit_scaling_law", "N", "one distinct N (A, alpha not identifiable)",
+             lambda: laws.fit_scaling_law(np.full(12, 1e6), D, loss, n_bootstrap=0), "N takes 1 distinct"),
+        Case("laws.fit_scaling_law", "D", "two distinct D (B, beta not identifiable)",
+             lambda: laws.fit_scaling_law(N, np.tile([1e8, 1e9], 6), loss, n_bootstrap=0), "D takes 2 distinct"),
         Case("laws.fit_scaling_law", "huber_delta", "0",
              lambda: laws.fit_scaling_law(N, D, loss, huber_delta=0.0, n_bootstrap=0), "huber_delta"),
         Case("laws.fit_scaling_law", "n_bootstrap", "-1",
@@ -198,6 +202,10 @@ def _observe_cases() -> list[Case]:
              lambda: observe.sharpness(frozen, _mse, (x_batch, y_batch)), "model"),
         Case("observe.sharpness", "max_iter", "0",
              lambda: observe.sharpness(_net(), _mse, (x_batch, y_batch), max_iter=0), "max_iter"),
+        Case("observe.sharpness", "batch", "targets (5, 1) for 6 inputs",
+             lambda: observe.sharpness(_net(), _mse, (x_batch, y_batch[:5])), "batch"),
+        Case("observe.sharpness", "batch", "inputs (6, 5) for a 3-input model",
+             lambda: observe.sharpness(_net(), _mse, (torch.ones(6, 5), y_batch)), "batch"),
         Case("observe.sharpness", "batch", "NaN inputs",
              lambda: observe.sharpness(_net(), _mse, (x_batch * NAN, y_batch)), "batch"),
         Case("observe.gradient_noise_scale", "n_groups", "0",
@@ -256,6 +264,12 @@ def _run_cases() -> list[Case]:
              "samples"),
         Case("run.sweep_jobs", "grid", "unknown config key", lambda: run.sweep_jobs("toy-coin", {"nokey": [1]}),
              "nokey"),
+        Case("run.sweep_jobs", "grid", "negative count", lambda: run.sweep_jobs("toy-coin", {"samples": [-1]}),
+             "samples"),
+        Case("run.sweep_jobs", "grid", "a bare value, not a list", lambda: run.sweep_jobs("toy-coin", {"samples": 10}),
+             "samples"),
+        Case("run.sweep_jobs", "seed", "-1", lambda: run.sweep_jobs("toy-coin", {"samples": [10]}, 1, seed=-1),
+             "seed"),
         Case("run.sweep_jobs", "claim_name", "unknown claim", lambda: run.sweep_jobs("nope", {"samples": [1]}),
              "unknown claim"),
         Case("run.reproduce", "names", "unknown claim", lambda: run.reproduce(["nope"], db="/nonexistent/x.db"),
@@ -390,6 +404,16 @@ def test_unwritable_out_and_db_locations(tmp_path, capsys):
     (["sweep", "toy-coin", "--grid", "samples=,"], "--grid"),
     (["sweep", "toy-coin"], "--grid"),
     (["sweep", "nope", "--grid", "samples=10"], "nope"),
+    # issue 13 item 3: values the claim's defaults rule out, refused before anything runs or is stored
+    (["sweep", "toy-coin", "--grid", "samples=-1"], "--grid samples"),
+    (["sweep", "toy-coin", "--grid", "samples=10", "--seed", "-1"], "--seed"),
+    (["sweep", "toy-coin", "--grid", "samples=10", "--grid", "samples=20"], "given twice"),
+    (["sweep", "ntk-convergence", "--grid", "hidden_layers=-1"], "--grid hidden_layers"),
+    (["sweep", "ntk-convergence", "--grid", "activation=softplus"], "--grid activation"),
+    (["sweep", "ntk-convergence", "--grid", "widths=64"], "--grid widths"),
+    (["sweep", "ntk-convergence", "--grid", "widths=[64,-128]"], "--grid widths[1]"),
+    (["sweep", "ntk-convergence", "--grid", "widths=[64,128],[32"], "--grid widths"),
+    (["sweep", "ntk-convergence", "--grid", "widths=[64,1.5]"], "--grid widths[1]"),
     (["sweep", "toy-coin", "--grid", "samples=10", "--address", "auto"], "--address"),
     (["sweep", "toy-coin", "--grid", "samples=10", "--backend", "slurm"], "--backend"),
     (["reproduce", "--claims", ""], "--claims"),
@@ -451,3 +475,118 @@ def markdown_rows() -> str:
 
 if __name__ == "__main__":  # LEARNMECH_CLAIM_MODULES=toy_claims PYTHONPATH=tests python tests/test_bad_input.py
     print(markdown_rows())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 13 items 2, 3, 6, 7: found in a new-user trial.
+
+
+def test_results_never_writes_into_an_empty_or_foreign_file(tmp_path, capsys):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    assert "--db" in _cli_error(["results", "--db", str(empty)], capsys)
+    assert "--db" in _cli_error(["report", "--db", str(empty), "--out", str(tmp_path / "out")], capsys)
+    assert empty.read_bytes() == b""  # no schema written into it
+    schemaless = tmp_path / "schemaless.db"
+    sqlite3.connect(schemaless).close()  # an SQLite file with no tables (0 bytes too)
+    assert "--db" in _cli_error(["results", "--db", str(schemaless)], capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "schemaless.db"]  # no -wal, no report
+
+
+def test_results_leaves_a_learnmech_database_byte_for_byte(tmp_path, capsys):
+    db = _learnmech_db(tmp_path / "r.db")
+    before = _digest(db)
+    assert cli.main(["results", "--db", str(db), "--format", "json"]) == 0
+    assert _digest(db) == before
+    with pytest.raises(StoreError, match="no such results database"):
+        Store(tmp_path / "missing.db", readonly=True)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_results_for_an_unknown_claim_is_exit_2(tmp_path, capsys):
+    db = _learnmech_db(tmp_path / "r.db")
+    err = _cli_error(["results", "--db", str(db), "--claim", "nope"], capsys)
+    assert "--claim nope" in err and "toy-coin" in err  # says which claims are stored
+    assert cli.main(["results", "--db", str(db), "--claim", "toy-coin"]) == 0
+    assert "toy-coin" in capsys.readouterr().out
+
+
+def test_bad_plugin_module_is_one_line_exit_2(capsys, monkeypatch):
+    monkeypatch.setenv("LEARNMECH_CLAIM_MODULES", "missing.module")
+    for argv in (["list"], ["reproduce", "--quick"], ["results"]):
+        err = _cli_error(argv, capsys)
+        assert "LEARNMECH_CLAIM_MODULES" in err and "missing.module" in err
+
+
+def test_results_piped_into_head_exits_quietly(tmp_path):
+    """`learnmech results --format json | head -1`: no BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    db = _learnmech_db(tmp_path / "r.db")
+    run_jobs([j for s in range(1, 30) for j in claims_jobs(["toy-coin"], seed=s)], db, workers=1, quiet=True)
+    done = subprocess.run(f"{sys.executable} -m learnmech.cli results --db {db} --format json | head -1",
+                          shell=True, capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    assert done.stdout == "[\n"
+    assert done.stderr == "", done.stderr
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "is a directory"),
+    ("", "is empty"),
+    ("N,D,L\n", "no data rows"),
+])
+def test_fit_on_a_directory_empty_or_header_only_csv_says_so(tmp_path, capsys, content, expected):
+    path = tmp_path / "runs.csv"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    err = _cli_error(["fit", str(path), "--n", "N", "--d", "D", "--loss", "L", "--out", str(tmp_path / "o"),
+                      "--bootstrap", "0"], capsys)
+    assert expected in err
+    assert not (tmp_path / "o" / "scaling_fit.png").exists()
+
+
+def test_fit_refuses_an_unidentifiable_design_without_numpy_warnings(tmp_path, capsys, recwarn):
+    path = tmp_path / "one_n.csv"
+    rows = [f"1000000,{d:g},{2 + 100 / d ** 0.3:.6f}" for d in (1e3, 1e4, 1e5, 1e6, 1e7, 1e8)]
+    path.write_text("N,D,L\n" + "\n".join(rows) + "\n")
+    err = _cli_error(["fit", str(path), "--n", "N", "--d", "D", "--loss", "L", "--out", str(tmp_path),
+                      "--bootstrap", "0"], capsys)
+    assert "N takes 1 distinct value" in err
+    assert [str(w.message) for w in recwarn] == []
+    assert not (tmp_path / "scaling_fit.png").exists()
+
+
+def test_version_and_help_for_every_option(capsys):
+    from learnmech import __version__
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"learnmech {__version__}"
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    undocumented = [f"{name} {'/'.join(action.option_strings) or action.dest}"
+                    for name, sub in subparsers.choices.items() for action in sub._actions
+                    if not action.help and action.dest != "help"]
+    assert undocumented == []
+
+
+def test_sweep_help_lists_the_claims_config_keys(capsys):
+    from learnmech.claims import get
+
+    assert cli.main(["sweep", "ntk-convergence", "--help"]) == 0
+    text = capsys.readouterr().out
+    for key in get("ntk-convergence").quick:
+        assert f"\n  {key} " in text, key
+    assert cli.main(["sweep", "--help"]) == 0
+    assert "learnmech sweep CLAIM --help" in capsys.readouterr().out
+
+
+def test_grid_values_split_outside_brackets():
+    assert cli._split_values("[64,128],[32,64]") == ["[64,128]", "[32,64]"]
+    assert cli._split_values("1, 2 ,3") == ["1", "2", "3"]
+    assert cli._split_values('{"a": [1, 2]},"x,y"') == ['{"a": [1, 2]}', '"x,y"']
+    with pytest.raises(ValueError, match="unbalanced"):
+        cli._split_values("[1,2")

@@ -94,3 +94,96 @@ def test_sigkilled_reproduce_resumes_inside_the_claim_from_the_subrun_cache(tmp_
     assert _count(db, "subruns") == 6
     keys = _keys(db)
     assert sorted(k[0] for k in keys) == ["toy-coin", "toy-subruns"]  # one row each, nothing duplicated
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 13 item 4: killing the driver alone (not its process group) must not leave pool workers running.
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process, from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+            table[int(entry.name)] = (int(fields[1]), fields[0])
+    return table
+
+
+def _descendants(pid: int) -> set[int]:
+    table, found, frontier = _processes(), set(), {pid}
+    while frontier:
+        children = {p for p, (parent, _) in table.items() if parent in frontier} - found
+        found |= children
+        frontier = children
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    table = _processes()
+    return {p for p in pids if p in table and table[p][1] not in ("Z", "X")}  # a zombie has exited
+
+
+def _wait_gone(pids: set[int], seconds: float = 15.0) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _alive(pids)
+
+
+def _busy_sweep(tmp_path: Path, log: Path) -> subprocess.Popen:
+    """A two-worker sweep whose jobs take ~40 s each; returns once both workers are inside a job."""
+    env = dict(os.environ, LEARNMECH_TOY_LOG=str(log))
+    cmd = [*LEARNMECH, "sweep", "toy-subruns", "--grid", "subruns=200", "--grid", "sleep=0.2", "--grid",
+           f"log={log}", "--seeds", "3", "--workers", "2", "--db", str(tmp_path / "r.db"), "--out",
+           str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 90
+    while len({line.split()[0] for line in (log.read_text().split("\n") if log.exists() else []) if line}) < 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the workers did not start in time"
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill9_of_the_driver_alone_leaves_no_worker_running(tmp_path):
+    proc = _busy_sweep(tmp_path, tmp_path / "computed.log")
+    try:
+        workers = _descendants(proc.pid)
+        assert len(workers) >= 3  # two pool workers and the progress-queue manager
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone: its workers get no signal from us
+        proc.wait()
+        assert _wait_gone(workers) == set(), "pool workers outlived their driver"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_of_the_driver_is_handled_like_ctrl_c(tmp_path):
+    log = tmp_path / "computed.log"
+    proc = _busy_sweep(tmp_path, log)
+    try:
+        workers = _descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)  # does not wait for the 40 s jobs in flight
+        assert proc.returncode == 143, err[-2000:]
+        assert "terminated: finished runs are stored" in err and "Traceback" not in err
+        assert _wait_gone(workers, 5.0) == set()
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    # the database is intact and the same command resumes (nothing was stored half-way)
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

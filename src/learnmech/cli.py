@@ -266,7 +266,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .run import Store
+
     db = _db_path(args, must_exist=True)
+    Store(db, readonly=True).close()  # an unusable --db is refused before --out is created
     out = _writable_dir(args.out, "--out")
     print(f"report: {_environment_and_report(db, str(out)).resolve()}")
     return 0

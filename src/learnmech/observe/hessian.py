@@ -78,7 +78,15 @@ class HessianOperator:
             self._grads, self._grad_index = self._differentiable_gradient(loss)
 
     def _finite_loss(self, batch: Any, name: str) -> torch.Tensor:
-        loss = batch_loss(self._model, self._loss_fn, batch)
+        try:
+            loss = batch_loss(self._model, self._loss_fn, batch)
+        except RuntimeError as exc:  # torch's shape errors: the batch does not fit the model or the loss
+            inputs, targets = check_batch(batch, name)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(
+                f"{name}: the model or loss_fn failed on it (inputs {tuple(inputs.shape)}, targets "
+                f"{tuple(targets.shape)}): {reason}"
+            ) from None
         if not torch.isfinite(loss):
             value = float(loss.detach())
             raise ValueError(f"the loss on this {name} is not finite ({value}); its Hessian is undefined")

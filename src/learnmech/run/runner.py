@@ -576,7 +576,7 @@ def _choices(claim: Claim, key: str) -> tuple[str, ...] | None:
     if key in declared:
         return tuple(declared[key])
     if key == "activation":
-        from ..kernels import ACTIVATIONS
+        from ..kernels.analytic import ACTIVATIONS
 
         return tuple(ACTIVATIONS)
     return None
@@ -603,8 +603,7 @@ def _check_value(claim: Claim, key: str, value: Any, defaults: Sequence[Any], wh
         if not math.isfinite(value):
             raise ValueError(f"{where}: expected a finite number, got {value!r}")
         if value < 0 and all(d >= 0 for d in defaults):
-            raise ValueError(f"{where}: expected a number >= 0 (the claim's defaults are {_join(defaults)}), "
-                             f"got {value!r}")
+            raise ValueError(f"{where}: expected a number >= 0 like the claim's default {first!r}, got {value!r}")
         return
     if isinstance(first, str):
         if not isinstance(value, str):
@@ -622,10 +621,6 @@ def _check_value(claim: Claim, key: str, value: Any, defaults: Sequence[Any], wh
         if elements:
             for i, item in enumerate(value):
                 _check_value(claim, key, item, elements, f"{where}[{i}]")
-
-
-def _join(values: Sequence[Any]) -> str:
-    return " and ".join(dict.fromkeys(repr(v) for v in values))
 
 
 def check_config(claim: Claim, config: Mapping[str, Any], *, name: str = "config") -> None:
