@@ -17,7 +17,10 @@ import torch
 
 from .._checks import as_array, positive_int
 
-__all__ = ["PowerLawFit", "spectral_density", "power_law_fit", "esd_alpha", "layer_alphas"]
+__all__ = [
+    "PowerLawFit", "spectral_density", "power_law_fit", "esd_alpha", "layer_alphas", "bulk_fit", "spiked_null",
+    "power_law_bulk",
+]
 
 # Eigenvalues at or below this are numerically zero (rank deficiency) and are dropped before the fit, as
 # WeightWatcher does (its EVALS_THRESH).
@@ -54,15 +57,23 @@ def spectral_density(weight: Any) -> np.ndarray:
     return np.sort(singular**2)
 
 
-def power_law_fit(samples: Any, *, xmin: float | None = None) -> PowerLawFit:
+def power_law_fit(samples: Any, *, xmin: float | None = None, min_tail: int = 2) -> PowerLawFit:
     """Fit a continuous power law to positive ``samples`` (n,) by MLE, with ``xmin`` either given or chosen
-    among the samples (all but the largest) to minimise the KS distance (Clauset et al. 2009, sec. 3.3)."""
+    among the samples (all but the largest) to minimise the KS distance (Clauset et al. 2009, sec. 3.3).
+
+    min_tail: only candidates ``xmin`` that leave at least this many samples in the tail are scanned (default 2:
+    all of them, CSN's rule). A larger floor bounds the MLE's standard error ``(alpha - 1) / sqrt(n_tail)``: on
+    a spectrum with a hard edge (Marchenko-Pastur) the unconstrained KS scan often settles on a handful of
+    points, whose alpha is mostly noise."""
     data = np.sort(as_array(samples, "samples", ndim=1))
     if np.any(data <= 0):
         raise ValueError("samples must all be > 0 for a power-law fit")
     if len(data) < 2:
         raise ValueError(f"samples must hold at least 2 values for a power-law fit, got {len(data)}")
     n = len(data)
+    min_tail = positive_int(min_tail, "min_tail", minimum=2)
+    if min_tail > n:
+        raise ValueError(f"min_tail must be <= the number of samples ({n}), got {min_tail}")
     logs = np.log(data)
     # Sum of log x over the tail starting at each index: tail_log_sum[i] = sum_{j >= i} log x_j.
     tail_log_sum = np.cumsum(logs[::-1])[::-1]
@@ -72,7 +83,7 @@ def power_law_fit(samples: Any, *, xmin: float | None = None) -> PowerLawFit:
             raise ValueError(f"xmin must leave at least 2 samples in the tail, got xmin={xmin}")
         candidates = np.array([start])
     else:
-        candidates = np.arange(n - 1)
+        candidates = np.arange(n - min_tail + 1)
     tail_sizes = (n - candidates).astype(float)
     # CSN eq. 3.1: alpha = 1 + n_tail / sum_tail log(x / xmin).
     log_excess = tail_log_sum[candidates] - tail_sizes * logs[candidates]
@@ -135,3 +146,78 @@ def layer_alphas(model: torch.nn.Module, *, min_eigenvalues: int = 20) -> dict[s
         if len(eigenvalues) >= min_eigenvalues:
             alphas[name] = power_law_fit(eigenvalues).alpha
     return alphas
+
+
+def bulk_fit(weight: Any, spikes: int, *, min_tail_fraction: float = 0.1) -> PowerLawFit:
+    """CSN power-law fit of the *bulk* of the ESD of ``weight``: the nonzero eigenvalues of W^T W without the
+    ``spikes`` largest ones.
+
+    A trained classifier layer's ESD is often a random-like bulk plus a few outliers, the learned low-rank signal
+    (Martin & Mahoney 2021, sec. 5.2, the "Bulk+Spikes" phase); a power law fitted to the whole ESD then mostly
+    fits the outliers. Removing ``spikes`` of them (e.g. the number of classes, the rank of the class-mean signal)
+    lets the bulk be judged on its own. min_tail_fraction: the tail must hold at least this fraction of the bulk
+    (and >= 2 points), see :func:`power_law_fit`'s ``min_tail``. Returns the bulk's :class:`PowerLawFit`.
+    """
+    spikes = int(spikes)
+    if spikes < 0:
+        raise ValueError(f"spikes must be >= 0, got {spikes}")
+    if not 0 <= min_tail_fraction <= 1:
+        raise ValueError(f"min_tail_fraction must be in [0, 1], got {min_tail_fraction}")
+    eigenvalues = spectral_density(weight)
+    eigenvalues = eigenvalues[eigenvalues > ZERO_EIGENVALUE]
+    bulk = eigenvalues[: len(eigenvalues) - spikes]
+    if len(bulk) < 2:
+        raise ValueError(f"spikes={spikes} leaves fewer than 2 nonzero eigenvalues in the bulk")
+    return power_law_fit(bulk, min_tail=max(2, int(np.ceil(min_tail_fraction * len(bulk)))))
+
+
+def spiked_null(shape: tuple[int, int], spike_singular_values: Any, bulk_variance: float, seed: int = 0) -> np.ndarray:
+    """A random matrix with a random rank-k spike: ``B + U diag(s) V^T``.
+
+    B: i.i.d. N(0, bulk_variance) entries of ``shape`` (out, in) (Marchenko-Pastur bulk); U (out, k), V (in, k):
+    Haar-random orthonormal columns; s: ``spike_singular_values`` (k,). It is the null model for "a random bulk
+    plus a learned low-rank signal" (the Bulk+Spikes phase of Martin & Mahoney 2021, sec. 5.2; the spiked model
+    of Benaych-Georges & Nadakuditi 2012): any ESD statistic of a trained layer that this null reproduces is not
+    evidence of a heavy-tailed bulk. Returns ``(out, in)`` float64.
+    """
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape must be (out, in) with positive sizes, got {shape}")
+    out_dim, in_dim = int(shape[0]), int(shape[1])
+    s = as_array(spike_singular_values, "spike_singular_values", ndim=1)
+    if np.any(s < 0) or len(s) > min(out_dim, in_dim):
+        raise ValueError(f"spike_singular_values must be >= 0 and at most min(shape) = {min(shape)} of them")
+    if not bulk_variance > 0:
+        raise ValueError(f"bulk_variance must be > 0, got {bulk_variance}")
+    generator = np.random.default_rng(seed)
+    bulk = generator.standard_normal((out_dim, in_dim)) * np.sqrt(bulk_variance)
+    k = len(s)
+    if k == 0:
+        return bulk
+    u, _ = np.linalg.qr(generator.standard_normal((out_dim, k)))
+    v, _ = np.linalg.qr(generator.standard_normal((in_dim, k)))
+    return bulk + (u * s) @ v.T
+
+
+def power_law_bulk(shape: tuple[int, int], alpha: float, mean: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A random matrix whose ESD is an exact power law: ``U diag(sqrt(lambda)) V^T`` with the eigenvalues
+    ``lambda`` of W^T W drawn i.i.d. from the Pareto density ``p(x) = (alpha - 1) xmin^(alpha-1) x^-alpha``
+    (x >= xmin) scaled to the given ``mean``, and Haar-random U, V.
+
+    A positive control for ESD statistics: its true tail exponent is ``alpha`` (> 2 for a finite mean), the
+    heavy-tailed ESD Martin & Mahoney (2021, sec. 5.2) describe. shape: (out, in); returns float64 ``(out, in)``.
+    """
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape must be (out, in) with positive sizes, got {shape}")
+    if not alpha > 2:
+        raise ValueError(f"alpha must be > 2 (finite mean), got {alpha}")
+    if not mean > 0:
+        raise ValueError(f"mean must be > 0, got {mean}")
+    out_dim, in_dim = int(shape[0]), int(shape[1])
+    k = min(out_dim, in_dim)
+    generator = np.random.default_rng(seed)
+    # Inverse-CDF sampling: x = xmin * U^(-1/(alpha-1)); the Pareto mean is xmin (alpha-1)/(alpha-2).
+    xmin = mean * (alpha - 2) / (alpha - 1)
+    lam = xmin * generator.uniform(size=k) ** (-1.0 / (alpha - 1))
+    u, _ = np.linalg.qr(generator.standard_normal((out_dim, k)))
+    v, _ = np.linalg.qr(generator.standard_normal((in_dim, k)))
+    return (u * np.sqrt(lam)) @ v.T

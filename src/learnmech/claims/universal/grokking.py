@@ -9,17 +9,30 @@ generalise within the same budget.
 Experiment: an MLP on one-hot pairs (a, b) -> (a + b) mod p, full-batch AdamW, trained twice from the same
 init and split: with weight decay and without (the control).
 
-Verdict: three criteria, each a definition taken from the claim's sentence (not fitted tolerances):
-(1) with weight decay, test accuracy reaches 95% within the budget; (2) "long after": the step at which test
-accuracy first reaches 95% is at least an order of magnitude (10x, one decade on the log-step axis every grokking
-plot uses) later than the step at which train accuracy first does; (3) without weight decay test accuracy stays
-below 95% for the whole budget. error = number of criteria that fail; tolerance = 0.
+Verdict: the delay, judged in decades. t_train / t_test: the first recorded steps at which train / test accuracy
+reach 95%; delay ratio (t_test - every) / t_train (a lower bound: a crossing recorded at step s happened in
+(s - every, s]). error = max(0, 1 - log10(delay ratio)), the decades by which the delay falls short of one decade;
+NaN (disagrees) if test accuracy never reaches 95% within the budget; tolerance 0 (a definition, not a statistic).
 
-Sizes: the full config uses p = 59 with 40% of the pairs for training (delay ratio 28 at seed 0) because of the
-CPU budget. At p = 97 with 50% of the pairs the delay is shorter than a decade (test 95% at step 420 vs train 95%
-at step 60: ratio 6.8, so the claim disagrees, although test accuracy is still 0 when the training set is fit);
-a smaller training fraction lengthens the delay (Power et al. 2022, fig. 1 right) but at p = 97 with 30% the
-net had not generalised after 2000 steps, over the budget.
+Where the thresholds come from (fixed before the runs): 95% is "generalised" for a task whose chance level is 1/p
+(Power et al. 2022 use 99%, fig. 1; 95% only makes the crossing earlier, i.e. the ratio smaller: conservative).
+"Long after" = at least one decade: Power et al. (2022, fig. 1 left) show train accuracy at ~100% after ~10^3 steps
+and validation accuracy after ~10^5, two decades on the log-step axis; one decade is half of that published gap.
+
+Control (``no-weight-decay``): the same net, split and init trained without weight decay; rival statement "weight
+decay is not needed, the net generalises anyway (>= 95% test accuracy within the budget)". error = max(0, 0.95 -
+best test accuracy), tolerance 0: rejected iff the run without weight decay never reaches 95%.
+
+Configs (chosen after a failure, hence a written rule): at p = 97 with 50% of the pairs for training the delay was
+6.8x (test 95% at step 420, train at step 60: the claim disagreed, although test accuracy was still ~0 when the
+training set was fit), and at p = 97 with 30% the net had not generalised within 2000 steps. Rule, applied to
+both configs: Power et al. (2022, fig. 1 right) show the delay growing as the training fraction shrinks, so take
+the smallest training fraction, in steps of 0.1, at which the run with weight decay generalises within the CPU
+budget (quick <= 60 s, full <= 5 min on 2 cores) for p in {31, 59}: quick p = 31 at 0.6, full p = 59 at 0.4.
+Seeds 0-9 (quick) and 0-2 (full) give the same verdict (see the report's per-seed table).
+
+Changes (issue 12): the no-weight-decay run is a Control (it must be rejected for the verdict to count), the
+verdict is the delay in decades instead of a count of criteria, and each threshold states its source.
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from typing import Any
 
 import torch
 
-from learnmech.claims import Claim, Diverged, Panel, Result, Series, step
+from learnmech.claims import Claim, Control, Diverged, Panel, Result, Series, step
 from learnmech.observe import weight_norms
 from learnmech.observe.tasks import TrainHistory, mlp, modular_addition, train
 
@@ -68,11 +81,19 @@ def run(config: dict[str, Any], seed: int) -> Result:
     if t_test is not None and t_train is not None:
         delay_ratio = max(t_test - config["every"], 0) / max(t_train, 1)
     control_best = max(control.test_acc)
-    failures = {
-        "groks": t_test is None,  # (1) test accuracy reaches 95% within the budget
-        "delayed": not (delay_ratio >= MIN_DELAY_RATIO),  # (2) long after fitting the training set (NaN fails)
-        "control": control_best >= THRESHOLD,  # (3) the control does not grok
+    failures = {  # the three parts of the sentence, kept as metrics for the report
+        "groks": t_test is None,
+        "delayed": not (delay_ratio >= MIN_DELAY_RATIO),
+        "control": control_best >= THRESHOLD,
     }
+    # Floor at 1e-3 (ratio 0: test crossed within one recording interval of train) so the error stays finite.
+    decades = math.log10(max(delay_ratio, 1e-3)) if math.isfinite(delay_ratio) else math.nan
+    error = max(0.0, math.log10(MIN_DELAY_RATIO) - decades) if math.isfinite(decades) else math.nan
+    controls = [Control(
+        "no-weight-decay", "without weight decay the net generalises anyway (>= 95% test accuracy within the "
+        "budget); error = max(0, 0.95 - best test accuracy), tolerance 0",
+        prediction=f">= {THRESHOLD}", measurement=control_best, error=max(0.0, THRESHOLD - control_best),
+        tolerance=0.0)]
     test_at_fit = grok.test_acc[grok.steps.index(t_train)] if t_train is not None else math.nan
 
     def curves(history: TrainHistory, name: str) -> list[Series]:
@@ -85,11 +106,14 @@ def run(config: dict[str, Any], seed: int) -> Result:
     # The prediction drawn: test accuracy >= 95% from 10x the train-fit step on (where the claim expects it).
     predicted_from = MIN_DELAY_RATIO * max(t_train or 1, 1)
     predicted = Series("prediction: test >= 95% only after 10x the train-fit step", [predicted_from, config["steps"]],
-                       [THRESHOLD, THRESHOLD], role="prediction")
+                       [THRESHOLD, THRESHOLD], role="prediction", lower=[THRESHOLD, THRESHOLD], upper=[1.0, 1.0])
+    rival = Series("control: test >= 95% without weight decay (rejected)" if controls[0].rejected else
+                   "control: test >= 95% without weight decay (NOT rejected)", [1, config["steps"]],
+                   [THRESHOLD, THRESHOLD], role="reference")
     figure = [
         Panel("Modular addition with weight decay", "training step", "accuracy", [*curves(grok, "wd"), predicted],
               xscale="log", hlines=[(THRESHOLD, "95%")]),
-        Panel("Control: no weight decay", "training step", "accuracy", curves(control, "no wd"),
+        Panel("Control: no weight decay", "training step", "accuracy", [*curves(control, "no wd"), rival],
               xscale="log", hlines=[(THRESHOLD, "95%")]),
         Panel("Parameter norm", "training step", "||theta||_2", [
             Series("with weight decay", grok.steps[1:], grok.extra[1:]),
@@ -101,12 +125,15 @@ def run(config: dict[str, Any], seed: int) -> Result:
                     "test_acc_without_wd_below": THRESHOLD},
         measurement={"test_acc_with_wd": grok.test_acc[-1], "delay_ratio": delay_ratio,
                      "test_acc_without_wd": control_best},
-        error=float(sum(failures.values())),
+        error=error,
         tolerance=0.0,
+        units="decades by which the delay ratio falls short of one decade (10x)",
+        controls=controls,
         figure=figure,
         metrics={"step_train_95": t_train, "step_test_95": t_test, "test_acc_when_train_fit": test_at_fit,
                  "final_train_acc_with_wd": grok.train_acc[-1], "final_train_acc_without_wd": control.train_acc[-1],
                  "final_parameter_norm_with_wd": grok.extra[-1], "final_parameter_norm_without_wd": control.extra[-1],
+                 "delay_decades": decades if math.isfinite(decades) else None,
                  "criteria_failed": [name for name, bad in failures.items() if bad]},
     )
 
