@@ -200,3 +200,34 @@ def test_progress_is_a_live_bar_on_a_terminal_and_plain_lines_otherwise(tmp_path
     assert "\r" not in plain.getvalue()
     assert [line.split("]")[1].split()[0] for line in lines if line.startswith("[")] == ["1/2", "2/2"]
     assert any("step 3/3" in line for line in lines)  # the claim's own progress, rate-limited
+
+
+def test_sweep_counts_the_seeds_it_finds_stored(tmp_path):
+    """Issue 13 item 2: a grid point's seed stored by `reproduce` is part of the sweep (not re-run, not dropped)."""
+    db = tmp_path / "r.db"
+    run_jobs(claims_jobs(["toy-coin"], seed=0), db, workers=1, quiet=True)  # seed 0 at the quick default
+    summary = sweep("toy-coin", {"samples": [400, 800]}, 2, db=db, workers=1, quiet=True)
+    assert summary.skipped == 1 and len(summary.rows) == 3
+    with Store(db) as store:
+        points = {a["config"]["samples"]: a["seeds"] for a in sweep_aggregates(store.sweep_rows())}
+        assert len(store.rows()) == 4  # nothing stored twice
+    assert points == {400: 2, 800: 2}
+    page = write_report(db, tmp_path / "out").read_text()
+    section = page[page.index("<h2>Sweeps</h2>"):]
+    assert section.count(">2<") >= 2  # both grid points show 2 seeds
+
+
+def test_sweep_progress_lines_name_the_grid_point_and_list_values_sweep(tmp_path):
+    """Issue 13 items 3 and 7: list-valued keys are sweepable; each progress line shows its grid point."""
+    plain = io.StringIO()
+    sweep("toy-coin", {"samples": [10, 20]}, 1, db=tmp_path / "b.db", workers=1, stream=plain)
+    done = [line for line in plain.getvalue().splitlines() if line.startswith("[")]
+    assert any("toy-coin samples=10 seed=0: " in line for line in done)
+    assert any("toy-coin samples=20 seed=0: " in line for line in done)
+    steps = [line for line in plain.getvalue().splitlines() if "step 3/3" in line]
+    assert steps and all("samples=" in line for line in steps)
+    jobs = sweep_jobs("ntk-convergence", {"widths": [[8, 16], [16, 32]]}, 1)
+    assert [j.config["widths"] for j in jobs] == [[8, 16], [16, 32]]
+    assert [j.label for j in jobs] == ["widths=[8,16]", "widths=[16,32]"]
+    with pytest.raises(ValueError, match=r"widths\[1\]"):
+        sweep_jobs("ntk-convergence", {"widths": [[8, -16]]}, 1)
