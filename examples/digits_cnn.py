@@ -23,7 +23,7 @@ from torch import nn
 STABLE_LR = 0.14  # ~0.93 x lr_stable at init: sharpens into the edge of stability within the run
 UNSTABLE_LR = 0.3  # ~1.9 x lr_stable at init: the quadratic model says the top direction grows
 N_TRAIN = 1200
-STEPS = 300
+STEPS = 400
 
 _lr = os.environ.get("DIGITS_LR", "stable")
 LR = STABLE_LR if _lr == "stable" else UNSTABLE_LR if _lr == "unstable" else float(_lr)

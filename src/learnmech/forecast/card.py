@@ -10,9 +10,11 @@ tolerances are fixed here, before any run:
   "inconclusive" for a marginal forecast (within a factor 1.25 of the threshold, :data:`.stability.MARGIN`).
 - ``edge_of_stability``: the sharpness never exceeds the threshold T for long, and once it reaches it, it hovers
   there (Cohen et al. 2021, 2022). Measured on the sharpness series (``sharpness``, or ``adam_sharpness`` for
-  Adam) after the first ``EARLY`` steps: if some value reaches (1 - EOS_TOL) T, the median of s/T from then on
-  (prediction 1, tolerance EOS_TOL = 0.1: Cohen et al. 2021, sec. 3, "hovers just above 2/eta"); otherwise the
-  maximum of s/T (prediction: <= 1 + EOS_TOL; the run never reached the edge). A diverged run agrees only if the
+  Adam; after the first ``EARLY`` steps for an unstable forecast): from the first measurement at or above T on
+  (if at least 3), the median of s/T (prediction 1, tolerance EOS_TOL = 0.1: Cohen et al. 2021, sec. 3, sharpness
+  "hovers just above 2/eta"); otherwise the maximum of s/T (prediction: <= 1 + EOS_TOL, no sustained edge).
+  (An earlier version started the median at 0.9 T, which counts the sharpening ramp below T as "hovering": fixed
+  after the first digits run showed it.) A diverged run agrees only if the
   forecast said unstable.
 - ``batch_size``: B_simple from a few batches after a short pilot (``pilot_steps`` GD steps on a copy) vs the
   median ``grad_noise`` the Observer measured after the pilot's steps within the first ``BATCH_WINDOW`` of
@@ -203,8 +205,8 @@ class Forecast:
             return ScoredItem("edge_of_stability", statement, 1.0, None, float("nan"), EOS_TOL, "not scored",
                               f"fewer than 3 finite '{metric}' measurements", panels)
         ratio = values / limit
-        reached = np.nonzero(ratio >= 1 - EOS_TOL)[0]
-        if reached.size:
+        reached = np.nonzero(ratio >= 1.0)[0]
+        if reached.size and ratio.size - reached[0] >= 3:
             measured = float(np.median(ratio[reached[0]:]))
             error = abs(measured - 1.0)
             note = (f"reached the threshold at step {int(steps[reached[0]])}; median {metric}/threshold from then on "
@@ -213,7 +215,8 @@ class Forecast:
         else:
             measured = float(ratio.max())
             error = max(0.0, measured - 1.0)
-            note = f"never reached the threshold: max {metric}/threshold = {measured:.3g} (edge not reached)"
+            note = (f"no sustained edge of stability (fewer than 3 measurements at or above the threshold): max "
+                    f"{metric}/threshold = {measured:.3g}")
             prediction = "<= 1"
         verdict = "agrees" if error <= EOS_TOL else "disagrees"
         return ScoredItem("edge_of_stability", statement, prediction, measured, error, EOS_TOL, verdict, note, panels)
