@@ -91,3 +91,35 @@ def test_bad_inputs_raise_value_errors():
         neural_collapse(features, np.zeros(6), np.ones((1, 4)))
     with pytest.raises(ValueError, match="classifier_bias"):
         neural_collapse(features, [0, 1, 2, 0, 1, 2], weight, classifier_bias=np.ones(2))
+
+
+def test_simplex_etf_has_unit_rows_and_equal_negative_cosines():
+    from learnmech.observe import simplex_etf
+
+    etf = simplex_etf(5)
+    assert np.allclose(np.linalg.norm(etf, axis=1), 1.0)
+    cosines = (etf @ etf.T)[~np.eye(5, dtype=bool)]
+    assert np.allclose(cosines, -1.0 / 4) and np.allclose(etf.sum(axis=0), 0.0)
+    with pytest.raises(ValueError, match="num_classes"):
+        simplex_etf(1)
+
+
+def test_etf_sampling_null_is_zero_without_spread_and_calibrated_with_it():
+    from learnmech.observe import etf_sampling_null
+
+    num_classes, dim, per_class = 4, 12, 40
+    means = _simplex_etf(num_classes, dim, 3.0, seed=6)
+    labels = np.arange(num_classes * per_class) % num_classes
+    exact = etf_sampling_null(means[labels], labels, num_draws=20)
+    assert all(np.allclose(v, 0.0, atol=1e-12) for v in exact.values())
+    # features = exact ETF + noise: their own statistics are one draw of the null, so they sit inside it
+    inside = 0
+    for seed in range(20):
+        features = means[labels] + 0.3 * np.random.default_rng(seed).standard_normal((labels.size, dim))
+        stats = neural_collapse(features, labels, means)
+        null = etf_sampling_null(features, labels, num_draws=200, seed=seed)
+        inside += stats.nc2_maxangle <= np.quantile(null["nc2_maxangle"], 0.99)
+        assert null["nc3"].shape == (200,) and np.all(null["nc2_equinorm"] > 0)
+    assert inside >= 17
+    with pytest.raises(ValueError, match="labels"):
+        etf_sampling_null(means[labels], labels[:-1])
