@@ -464,9 +464,10 @@ def subspace_eigenvalues(
     ``stop="change"`` instead stops once the top-k Ritz values changed by <= ``rtol`` relative over the last HVP
     (the rule PyHessian applies to power iteration, Yao et al. 2020, alg. 1). Ritz values only grow as the subspace
     does (Cauchy interlacing), so a small change means slow progress, not accuracy: from a random start it can stop
-    short on a clustered top, but from a warm start whose Rayleigh quotient is already within (sin angle)^2 * spread
-    of lambda_1 it is accurate (measured in benchmarks/bench_sharpness_tracking.py); ``error_bounds`` still
-    reports the certified residuals.
+    short on a clustered top; from a warm start, whose Rayleigh quotient is already within (sin angle)^2 * spread
+    of lambda_1, it is close but not certified: on benchmarks/bench_sharpness_tracking.py (digits CNN, 50
+    measurements during GD) 46 of 50 answers were within 1e-3 of the reference, the worst 4e-3 off, for 55% of the
+    HVPs of the certified rule. ``error_bounds`` still reports the certified residuals.
     """
     k = positive_int(k, "k")
     rtol = positive_float(rtol, "rtol")
