@@ -8,11 +8,14 @@ Spectra of weights (``esd_alpha``), neural collapse, kernels and representations
     from learnmech.observe import Observer, sharpness
     sharpness(model, torch.nn.CrossEntropyLoss(), (x, y))          # top Hessian eigenvalue, one call
 
-    obs = Observer(model, every=50, measure=["loss", "sharpness", "esd_alpha"], loss_fn=loss_fn)
+    obs = Observer(model, every=50, measure=["loss", "grad_norm", "sharpness", "esd_alpha"], loss_fn=loss_fn)
     for x, y in loader:
-        loss = loss_fn(model(x), y); loss.backward(); optimizer.step(); optimizer.zero_grad()
-        obs.step(loss, (x, y))
-    obs.to_frame()                                                  # step, metric, layer, value, error
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        obs.step(loss, (x, y))       # after backward (grad_norm reads .grad), before the next zero_grad
+        optimizer.step()
+    obs.to_frame()                   # step, metric, layer, value, error, data (batch/probe: what it used)
 """
 
 from . import tasks

@@ -1,12 +1,16 @@
 """An observer that attaches to any PyTorch training loop in two lines and keeps a tidy time series.
 
     obs = Observer(model, every=50, measure=["loss", "sharpness", "esd_alpha"], loss_fn=torch.nn.MSELoss())
-    for batch in data:  # ... your forward, backward, optimizer.step() ...
-        obs.step(loss, batch)
-    obs.to_frame()      # pandas DataFrame: step, metric, layer, value, error
+    for batch in data:  # ... zero_grad, forward, backward ...
+        obs.step(loss, batch)   # after backward (grad_norm reads .grad), before the next zero_grad
+        # ... optimizer.step() ...
+    obs.to_frame()      # pandas DataFrame: step, metric, layer, value, error, data
 
-Measurements never raise mid-training: a failure (a NaN loss, a singular batch, a missing gradient) is stored
-as a row with ``value`` NaN and the reason in ``error``, and training goes on.
+Measurements never raise mid-training: a failure (a NaN loss, a singular batch, a missing gradient, a layer too
+small for a spectral fit) is stored as a row with ``value`` NaN and the reason in ``error``, and training goes on.
+The ``data`` column says what each measurement used: ``"batch"`` (the batch passed to :meth:`Observer.step`),
+``"probe"`` (the Observer's fixed probe batch, which replaces the training batch for every batch-based measure)
+or ``""`` (the weights alone).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from .similarity import ntk_drift
 
 __all__ = ["Observer", "BUILTIN_MEASURES", "read_observations"]
 
-COLUMNS = ["step", "metric", "layer", "value", "error"]
+COLUMNS = ["step", "metric", "layer", "value", "error", "data"]
 _TABLE = "observations"
 
 Measure = Callable[[torch.nn.Module, Any], Any]
@@ -54,6 +58,16 @@ BUILTIN_MEASURES = {
     "ntk_drift": "relative change of the empirical NTK on the probe inputs since the first measurement",
 }
 _NEEDS_LOSS_FN = {"sharpness", "hessian_trace", "grad_noise", "adam_sharpness", "block_sharpness", "block_trace"}
+#: measures of the weights alone (no data); "loss" and "grad_norm" always come from the training step's batch
+_WEIGHTS_ONLY = {"weight_norm", "update_norm", "esd_alpha"}
+_STEP_BATCH = {"loss", "grad_norm"}
+
+
+class _Failed:
+    """A per-layer measurement that could not be taken: stored as a NaN row with ``reason`` in ``error``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 class Observer:
@@ -138,17 +152,21 @@ class Observer:
         """Take every measurement now, tagged with ``step``; returns (and stores) the new rows."""
         new: list[dict[str, Any]] = []
         for name, how in self.measures.items():
+            data = self._data_used(how, batch)
             try:
                 value = self._measure(how, loss, batch, **self.options.get(name, {}))
                 if value is None:
                     continue
                 if isinstance(value, Mapping):
                     for layer, v in value.items():
-                        new.append(self._row(step, name, str(layer), v))
+                        if isinstance(v, _Failed):
+                            new.append(self._row(step, name, str(layer), float("nan"), v.reason, data))
+                        else:
+                            new.append(self._row(step, name, str(layer), v, data=data))
                 else:
-                    new.append(self._row(step, name, "", value))
+                    new.append(self._row(step, name, "", value, data=data))
             except Exception as exc:  # measurements must never stop training: record why instead
-                new.append(self._row(step, name, "", float("nan"), f"{type(exc).__name__}: {exc}"))
+                new.append(self._row(step, name, "", float("nan"), f"{type(exc).__name__}: {exc}", data))
         self._previous = snapshot(self.model)
         self.rows.extend(new)
         if self.sqlite is not None and new:
@@ -156,11 +174,21 @@ class Observer:
         return new
 
     @staticmethod
-    def _row(step: int, metric: str, layer: str, value: Any, error: str = "") -> dict[str, Any]:
+    def _row(step: int, metric: str, layer: str, value: Any, error: str = "", data: str = "") -> dict[str, Any]:
         number = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
         if not error and not math.isfinite(number):
             error = "value is not finite"
-        return {"step": int(step), "metric": metric, "layer": layer, "value": number, "error": error}
+        return {"step": int(step), "metric": metric, "layer": layer, "value": number, "error": error, "data": data}
+
+    def _data_used(self, how: str | Measure, batch: Any) -> str:
+        """Which data a measure reads: "batch" (step's), "probe" (the Observer's), or "" (weights only)."""
+        if isinstance(how, str) and how in _WEIGHTS_ONLY:
+            return ""
+        if isinstance(how, str) and how in _STEP_BATCH:
+            return "batch"
+        if self.probe is not None:
+            return "probe"
+        return "batch" if batch is not None else ""
 
     def _batch(self, batch: Any) -> Any:
         if self.probe is not None:
@@ -193,13 +221,22 @@ class Observer:
         if how == "hessian_trace":
             return hessian_trace(self.model, self.loss_fn, self._batch(batch), **kwargs).value
         if how == "grad_noise":
-            return gradient_noise_scale(self.model, self.loss_fn, self._batch(batch), **kwargs).b_simple
+            noise = gradient_noise_scale(self.model, self.loss_fn, self._batch(batch), **kwargs)
+            if not math.isfinite(noise.b_simple):
+                # McCandlish et al. (2018, app. A.1): the |G|^2 estimate is a difference of two noisy terms and
+                # comes out <= 0 when the gradient noise swamps the mean gradient (near a minimum, small batches).
+                raise ValueError(
+                    f"B_simple is undefined: the estimate of |G|^2 is {noise.gradient_norm_sq:.3g} <= 0 (gradient "
+                    f"noise swamps the mean gradient on {noise.big_batch} examples in groups of {noise.small_batch}); "
+                    "use a larger batch or probe"
+                )
+            return noise.b_simple
         if how == "weight_norm":
             return weight_norms(self.model)
         if how == "update_norm":
             return None if self._previous is None else update_norms(self.model, self._previous, **kwargs)
         if how == "esd_alpha":
-            return layer_alphas(self.model, **kwargs)
+            return self._esd_alphas(**kwargs)
         if how == "ntk_drift":
             from ..kernels import empirical_ntk  # late import: kernels is a sibling strand
 
@@ -209,6 +246,18 @@ class Observer:
                 self._initial_ntk = kernel
             return ntk_drift(self._initial_ntk, kernel)
         raise AssertionError(how)  # unreachable: names are validated in __init__
+
+    def _esd_alphas(self, min_eigenvalues: int = 20, **kwargs: Any) -> dict[str, float | _Failed]:
+        """``layer_alphas`` plus a NaN row, with the reason, for each weight matrix too small to fit."""
+        alphas: dict[str, float | _Failed] = dict(layer_alphas(self.model, min_eigenvalues=min_eigenvalues, **kwargs))
+        for name, param in self.model.named_parameters():
+            if param.ndim >= 2 and name.endswith("weight") and name not in alphas:
+                rank = min(param.shape[0], int(np.prod(param.shape[1:])))
+                alphas[name] = _Failed(
+                    f"too small for a power-law fit: at most {rank} nonzero eigenvalues, fewer than "
+                    f"min_eigenvalues={min_eigenvalues} (options={{'esd_alpha': {{'min_eigenvalues': k}}}})"
+                )
+        return alphas
 
     def _sharpness(self, how: str, batch: Any, *, warm: bool = True, optimizer: Any = None, **kwargs: Any) -> float:
         """(Preconditioned) sharpness, by default warm-started from this Observer's previous measurement of it
@@ -246,13 +295,16 @@ class Observer:
         with closing(sqlite3.connect(self.sqlite)) as connection, connection:
             connection.execute(
                 f"CREATE TABLE IF NOT EXISTS {_TABLE} (run TEXT, step INTEGER, metric TEXT, layer TEXT, "
-                "value REAL, error TEXT)"
+                "value REAL, error TEXT, data TEXT)"
             )
+            columns = {row[1] for row in connection.execute(f"PRAGMA table_info({_TABLE})")}
+            if "data" not in columns:  # a file written before the data column existed
+                connection.execute(f"ALTER TABLE {_TABLE} ADD COLUMN data TEXT")
             connection.executemany(
-                f"INSERT INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {_TABLE} (run, step, metric, layer, value, error, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (self.run, r["step"], r["metric"], r["layer"], r["value"] if math.isfinite(r["value"]) else None,
-                     r["error"])
+                     r["error"], r["data"])
                     for r in rows
                 ],
             )
@@ -265,7 +317,9 @@ def read_observations(path: str | Path, run: str | None = None) -> pd.DataFrame:
     if not path.exists():
         raise ValueError(f"path must be an existing SQLite file written by an Observer, got {path}")
     with closing(sqlite3.connect(path)) as connection:
-        query = f"SELECT run, step, metric, layer, value, error FROM {_TABLE}"
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({_TABLE})")}
+        data = "data" if "data" in columns else "'' AS data"  # files from before the data column
+        query = f"SELECT run, step, metric, layer, value, error, {data} FROM {_TABLE}"
         if run is None:
             frame = pd.read_sql_query(query, connection)
         else:
