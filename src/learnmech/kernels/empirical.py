@@ -1,20 +1,29 @@
-"""The empirical (finite-width) neural tangent kernel of any ``torch.nn.Module``, and the finite-width networks
-whose kernels converge to the analytic ones of :func:`learnmech.kernels.mlp`.
+"""The empirical (finite-width) neural tangent kernel of any ``torch.nn.Module``, its implicit (matrix-free)
+products, Monte-Carlo estimates of the infinite-width kernels, and the finite-width networks whose kernels converge
+to the analytic ones of :func:`learnmech.kernels.mlp`.
 
 The NTK of a network ``f(x; theta)`` is ``Theta(x1, x2) = sum_p df(x1)/dtheta_p df(x2)/dtheta_p^T``
-(Jacot, Gabriel & Hongler, 2018, eq. 4). Two ways to compute it:
+(Jacot, Gabriel & Hongler, 2018, eq. 4). Ways to compute it (Novak, Sohl-Dickstein & Schoenholz, 2022, "Fast finite
+width neural tangent kernel"):
 
 * **Jacobian contraction** (generic): per-sample Jacobians ``J`` of shape ``(n, k, P)`` via
   ``torch.func.vmap(jacrev)``, then ``J1 J2^T``. Works for every module, costs memory ``n k P``.
-* **Structured derivatives** (Novak, Sohl-Dickstein & Schoenholz, 2022, "Fast finite width neural tangent
-  kernel", sec. 4): for a dense layer ``y = x W^T + b`` the Jacobian w.r.t. ``W`` is the outer product of the
-  output cotangent ``g = df/dy`` and the layer input ``x``, so its NTK contribution is the elementwise product
-  of two small Grams, ``(x1 . x2) * (g1 . g2)``, and the bias adds ``g1 . g2``. The inputs and cotangents come
-  from one forward pass and ``k`` vector-Jacobian products (w.r.t. zero perturbations added to each dense
-  layer's output), so no ``P``-sized object is ever built.
+* **Structured derivatives** (sec. 4): for a layer that is linear in its parameters the parameter Jacobian is
+  built from the layer's input and the output cotangent ``g = df/dy``, which come from one forward pass and ``k``
+  vector-Jacobian products (w.r.t. zero perturbations added to each such layer's output):
+  - dense ``y = x W^T + b`` on ``(batch, features)``: ``dF/dW = g (x) x``, so its NTK term is the elementwise
+    product of two small Grams, ``(x1 . x2 + 1) * (g1 . g2)``; no ``P``-sized object is built;
+  - convolution ``y[o, l] = sum_c W[o, c] P[c, l] + b[o]`` over input patches ``P`` (unfold):
+    ``dF/dW = sum_l g[:, l] P[:, l]^T`` and ``dF/db = sum_l g[:, l]``; dense layers on ``(batch, ..., features)``
+    the same with positions for patches; LayerNorm ``y = xhat * w + b``: ``dF/dw = sum g * xhat`` over the
+    leading positions. These per-layer Jacobians are contracted like the generic ones but cost one batched
+    einsum instead of ``n k`` backward passes.
+* **NTK-vector products** (sec. 3.2): ``Theta v = J (J^T v)`` by one VJP and one JVP, never forming ``Theta``
+  (:func:`ntk_vector_product`).
 
-:func:`empirical_ntk` uses the structured rule for every ``torch.nn.Linear`` it can see (called once per
-forward, on a ``(batch, features)`` input) and the Jacobian contraction for all other parameters.
+:func:`empirical_ntk` uses the structured rules for every ``nn.Linear``, ``nn.Conv1d``/``nn.Conv2d``
+(``groups=1``) and affine ``nn.LayerNorm`` it can see (called once per forward, parameters not shared) and the
+Jacobian contraction for all other parameters.
 """
 
 from __future__ import annotations
