@@ -21,8 +21,19 @@ from .parametrize import (
     vector_rule,
     weight_rule,
 )
-from .stability import Bracket, WidthExtrapolation, blew_up, diverged, extrapolate_width, lr_boundary, spiked
-from .training import TrainRun, half_mse, single_threaded, synthetic_regression, train
+from .stability import (
+    Bracket,
+    RatioInterval,
+    WidthExtrapolation,
+    blew_up,
+    diverged,
+    extrapolate_width,
+    lr_boundary,
+    ratio_interval,
+    spiked,
+    uv_catapult,
+)
+from .training import TrainRun, freeze, half_mse, single_threaded, synthetic_regression, train
 from .transfer import Drift, LRSweep, lr_sweep, optimal_log2_lr, optimum_drift
 
 __all__ = [
@@ -32,5 +43,5 @@ __all__ = [
     "gd_lr_grid",
     "Bracket", "WidthExtrapolation", "extrapolate_width",
     "lr_boundary", "spiked", "diverged", "blew_up", "LRSweep", "Drift", "lr_sweep", "optimal_log2_lr",
-    "optimum_drift",
+    "optimum_drift", "freeze", "RatioInterval", "ratio_interval", "uv_catapult",
 ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import stats
 from torch import nn
 
 from .._checks import as_array, positive_float, positive_int
@@ -77,6 +78,7 @@ def lr_boundary(
     rounds: int = 3,
     lr_mult: Mapping[str, float] | None = None,
     max_shifts: int = 6,
+    blowup: float = 1e6,
 ) -> list[Bracket]:
     """For each model, the learning rate where full-batch GD switches from stable to ``unstable(losses)``.
 
@@ -85,7 +87,10 @@ def lr_boundary(
     unstable lr, so after ``rounds`` rounds the bracket is ``(lr_high/lr_low)^(1/(points-1)^rounds)`` wide. If a
     model's starting range ``[lr_low, lr_high]`` has no switch it is shifted down/up by its own width (at most
     ``max_shifts`` times, then ValueError). Instability is assumed monotone in lr, as theory has it for GD on MSE.
-    models: modules of one architecture (e.g. seeds), not modified; lr_mult: per-parameter lr multipliers.
+    models: modules of one architecture (e.g. seeds), not modified; lr_mult: per-parameter lr multipliers;
+    blowup: a run whose loss exceeds ``blowup`` x its initial value is stopped and recorded as ``inf`` (see
+    :func:`~learnmech.hyper.gd_lr_grid`); raise it when a converging run may legitimately spike that high (the
+    catapult peak of a wide net grows with width).
     """
     lo, hi = positive_float(lr_low, "lr_low"), positive_float(lr_high, "lr_high")
     if lo >= hi:
@@ -97,7 +102,7 @@ def lr_boundary(
     runs, settled, shifts = 0, np.zeros(n, dtype=bool), 0
     while True:
         grid = np.geomspace(low, high, points, axis=1)  # (M, points)
-        flags = _flags(models, x, y, grid, steps, lr_mult, unstable)
+        flags = _flags(models, x, y, grid, steps, lr_mult, unstable, blowup)
         runs += grid.size
         for i in range(n):
             if settled[i]:
@@ -119,14 +124,14 @@ def lr_boundary(
         if _ == rounds - 1:
             break
         grid = np.geomspace(low, high, points, axis=1)
-        flags = _flags(models, x, y, grid, steps, lr_mult, unstable)
+        flags = _flags(models, x, y, grid, steps, lr_mult, unstable, blowup)
         flags[:, 0], flags[:, -1] = False, True  # endpoints are known from the previous round
         runs += grid.size
     return [Bracket(float(a), float(b), runs // n) for a, b in zip(low, high, strict=True)]
 
 
-def _flags(models, x, y, grid, steps, lr_mult, unstable) -> np.ndarray:
-    losses = gd_lr_grid(models, grid, x, y, steps, lr_mult=lr_mult)
+def _flags(models, x, y, grid, steps, lr_mult, unstable, blowup=1e6) -> np.ndarray:
+    losses = gd_lr_grid(models, grid, x, y, steps, lr_mult=lr_mult, blowup=blowup)
     flags = np.array([[unstable(run) for run in per_model] for per_model in losses])
     # Monotone by assumption: everything above the first unstable lr counts as unstable.
     return np.maximum.accumulate(flags, axis=1)
@@ -158,3 +163,56 @@ def extrapolate_width(widths: Sequence[float], values: Sequence[float]) -> Width
     sigma2 = float(residual @ residual) / dof if dof > 0 else 0.0
     cov = sigma2 * np.linalg.inv(design.T @ design)
     return WidthExtrapolation(float(coef[0]), float(np.sqrt(cov[0, 0])), float(coef[1]))
+
+
+@dataclass
+class RatioInterval:
+    """Mean of repeated measurements of a positive ratio (e.g. ``lr * lambda_0`` over seeds) with a two-sided
+    t-interval, in log2 units so it can be compared with a multiplicative bracket resolution.
+
+    mean: arithmetic mean; log2_halfwidth: ``log2(1 + t_{conf, k-1} * sd / sqrt(k) / mean)``, 0 for one sample;
+    n: number of samples."""
+
+    mean: float
+    log2_halfwidth: float
+    n: int
+
+    def log2_error(self, target: float) -> float:
+        """``|log2(mean / target)|``: how far the mean is from ``target`` in doublings."""
+        return abs(math.log2(self.mean / positive_float(target, "target")))
+
+
+def ratio_interval(values: Sequence[float], confidence: float = 0.95) -> RatioInterval:
+    """The mean of ``values`` (k,), all > 0, with its Student-t interval (few seeds, so t rather than z quantiles;
+    the t quantile is ``scipy.stats.t.ppf((1 + confidence) / 2, k - 1)``)."""
+    v = as_array(values, "values", ndim=1)
+    if len(v) == 0 or np.any(v <= 0):
+        raise ValueError("values must be a non-empty array of positive numbers")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    mean = float(v.mean())
+    if len(v) < 2:
+        return RatioInterval(mean, 0.0, 1)
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return RatioInterval(mean, math.log2(1 + half / mean), len(v))
+
+
+def uv_catapult(f0: float, lam0: float, lr: float, kappa: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact GD dynamics of the two-layer linear "uv" model on one example with target 0 (Lewkowycz et al.
+    2020, sec. 2, eq. 3): ``f_{t+1} = f_t (1 - lr lambda_t + lr^2 kappa f_t^2)`` and ``lambda_{t+1} = lambda_t +
+    lr kappa f_t^2 (lr lambda_t - 4)``, where ``f = c v^T U x`` (c the readout multiplier), ``lambda`` is the NTK
+    ``c^2 (|U x|^2 + |v|^2 |x|^2)`` and ``kappa = c^2 |x|^2`` (``1/n`` for their x = 1, c = n^-1/2).
+
+    Hence, at every width, the loss ``f^2/2`` first grows iff ``lr lambda_0 > 2 + lr^2 kappa f_0^2`` and lambda
+    falls (the catapult) iff ``lr lambda_t < 4``: GD converges for ``lr < 4/lambda_0`` and diverges above.
+    Returns ``(f, lam)``, each ``(steps + 1,)``; values past an overflow are ``inf``/``nan``.
+    """
+    steps = positive_int(steps, "steps")
+    lam0, lr, kappa = positive_float(lam0, "lam0"), positive_float(lr, "lr"), positive_float(kappa, "kappa")
+    f, lam = np.empty(steps + 1), np.empty(steps + 1)
+    f[0], lam[0] = float(f0), lam0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps):
+            f[t + 1] = f[t] * (1 - lr * lam[t] + lr**2 * kappa * f[t] ** 2)
+            lam[t + 1] = lam[t] + lr * kappa * f[t] ** 2 * (lr * lam[t] - 4)
+    return f, lam

@@ -6,6 +6,7 @@ to *use* a parametrization (``parametrize`` returns param groups that any traini
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,26 @@ class TrainRun:
     @property
     def final_loss(self) -> float:
         return float(self.losses[-1])
+
+
+def freeze(model: nn.Module, names: Sequence[str]) -> dict[str, float]:
+    """Freeze the named parameters of ``model`` (``requires_grad = False``) and return ``{name: 0.0}`` for them.
+
+    The returned dict is the ``lr_mult`` that :func:`~learnmech.hyper.gd_lr_grid` and
+    :func:`~learnmech.hyper.lr_boundary` need (they update every parameter unless told otherwise), while
+    ``requires_grad = False`` keeps the frozen parameters out of :func:`learnmech.observe.sharpness` and
+    :func:`learnmech.kernels.empirical_ntk`, so the curvature measured is that of the parameters GD moves.
+    names: parameter names as in ``model.named_parameters()``; an unknown name is a ValueError.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    params = dict(model.named_parameters())
+    unknown = sorted(set(names) - set(params))
+    if unknown:
+        raise ValueError(f"names must be parameters of model, unknown: {unknown}; known: {sorted(params)}")
+    for name in names:
+        params[name].requires_grad_(False)
+    return {name: 0.0 for name in names}
 
 
 def synthetic_regression(
