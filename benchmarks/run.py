@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-MODULES = ["kernels_analytic", "empirical_ntk", "hessian", "esd", "scaling_fit"]
+MODULES = ["kernels_analytic", "empirical_ntk", "hessian", "esd", "scaling_fit", "stax"]
 
 
 def reproduce_timing(quick: bool) -> dict:
