@@ -68,13 +68,18 @@ def batch_size(
         lr = positive_float(lr, "lr")
         model = copy.deepcopy(model)
         pilot = torch.optim.SGD(model.parameters(), lr=lr)
-        for step in range(pilot_steps):
+        initial = None
+        for step in range(pilot_steps + 1):
             pilot.zero_grad(set_to_none=True)
             loss = batch_loss(model, loss_fn, batch)
-            if not torch.isfinite(loss):
-                raise ValueError(f"the {pilot_steps}-step pilot at lr={lr:g} diverged at step {step}: no noise scale")
-            loss.backward()
-            pilot.step()
+            initial = float(loss.detach()) if initial is None else initial
+            # a pilot whose loss blew up says nothing about the run's gradient noise: refuse rather than report it
+            if not torch.isfinite(loss) or float(loss.detach()) > initial:
+                raise ValueError(f"the {pilot_steps}-step pilot at lr={lr:g} did not descend (loss "
+                                 f"{float(loss.detach()):.3g} at step {step} vs {initial:.3g}): no noise scale")
+            if step < pilot_steps:
+                loss.backward()
+                pilot.step()
     n_groups = positive_int(n_groups, "n_groups", minimum=2)
     inputs, targets = check_batch(batch)
     n = inputs.shape[0]
