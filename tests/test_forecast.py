@@ -100,6 +100,8 @@ def test_batch_forecast_matches_the_noise_scale_and_leaves_the_model_alone():
     assert result.steps_factor(int(result.b_crit)) == pytest.approx(1 + result.b_crit / int(result.b_crit))
     with pytest.raises(ValueError, match="lr"):
         forecast.batch_size(model, loss_fn, batch, pilot_steps=3)
+    with pytest.raises(ValueError, match="pilot"):  # lr far above 2 / lambda: the pilot's loss blows up
+        forecast.batch_size(model, loss_fn, batch, pilot_steps=5, lr=10.0)
     with pytest.raises(ValueError, match="batch"):
         forecast.batch_size(model, loss_fn, (batch[0][:10], batch[1][:10]))
 
