@@ -10,6 +10,14 @@ architecture of :func:`learnmech.kernels.mlp`), compute its empirical NTK in flo
 error to the analytic NTK. Fit ``log error = a + slope * log width`` by least squares over all (width, seed)
 points. Tolerance: the ``confidence`` (default 95%) t-interval half-width of the fitted slope, from the fit's
 residuals (i.e. the seed-to-seed spread); the prediction (-1/2) is fixed, never fitted.
+
+Controls (judged on the same fitted slope with the same t-interval): ``slope-zero``, the empirical NTK does not
+converge (a width-independent error, e.g. a fixed bias between the finite network and the analytic kernel);
+``slope-minus-one``, the error falls as 1/n (the rate of a mean-field / 1/n-bias effect rather than O(n^-1/2)
+Gaussian fluctuations). Both must be rejected.
+
+Changes (issue 12): the two rival slopes are judged as controls; the figure draws the prediction's tolerance band
+(slopes -1/2 +- tolerance, pinned at the fit's centre) and the rejected rivals.
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from learnmech.claims import Claim, Panel, Result, Series, step
+from learnmech.claims import Claim, Control, Panel, Result, Series, step
 from learnmech.kernels import mlp
 from learnmech.kernels.empirical import empirical_ntk, mlp_network
 from learnmech.seeding import rng
 
 PREDICTED_SLOPE = -0.5
+#: Rival slopes the experiment must reject: no convergence, and a 1/n rate.
+RIVAL_SLOPES = {"slope-zero": 0.0, "slope-minus-one": -1.0}
 
 
 def _upper_sorted(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +72,12 @@ def run(config: dict[str, Any], seed: int) -> Result:
     slope_se = float(np.sqrt(cov[0, 0] * residuals @ residuals / dof))
     tolerance = float(stats.t.ppf(0.5 + float(config["confidence"]) / 2, dof) * slope_se)
 
+    controls = [
+        Control(name, f"the log-log slope of the empirical NTK's relative error vs width is {rival:g}; units: "
+                "|slope difference| vs the slope's t-interval half-width", prediction=rival, measurement=float(slope),
+                error=abs(float(slope) - rival), tolerance=tolerance)
+        for name, rival in RIVAL_SLOPES.items()
+    ]
     mean_err, std_err = errors.mean(axis=1), errors.std(axis=1, ddof=1)
     grid = np.geomspace(widths[0], widths[-1], 50)
     centre = np.exp(np.mean(np.log(widths)))
@@ -75,8 +91,14 @@ def run(config: dict[str, Any], seed: int) -> Result:
             yscale="log",
             series=[
                 Series("measured (mean +- sd over seeds)", widths, mean_err, role="measurement", yerr=std_err),
-                Series("slope -1/2 (Jacot et al. 2018), pinned at the fit's centre", grid,
-                       anchor * (grid / centre) ** PREDICTED_SLOPE, role="prediction"),
+                Series("slope -1/2 (Jacot et al. 2018), pinned at the fit's centre; band: slope +- tolerance", grid,
+                       anchor * (grid / centre) ** PREDICTED_SLOPE, role="prediction",
+                       lower=np.minimum(anchor * (grid / centre) ** (PREDICTED_SLOPE - tolerance),
+                                        anchor * (grid / centre) ** (PREDICTED_SLOPE + tolerance)),
+                       upper=np.maximum(anchor * (grid / centre) ** (PREDICTED_SLOPE - tolerance),
+                                        anchor * (grid / centre) ** (PREDICTED_SLOPE + tolerance))),
+                *[Series(f"control: slope {c.prediction:g} ({'rejected' if c.rejected else 'not rejected'})", grid,
+                         anchor * (grid / centre) ** c.prediction, role="reference") for c in controls],
                 Series(f"least-squares fit, slope {slope:.3f}", grid, np.exp(intercept) * grid**slope,
                        role="reference"),
             ],
@@ -97,7 +119,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
         measurement=float(slope),
         error=abs(float(slope) - PREDICTED_SLOPE),
         tolerance=tolerance,
+        units="|slope - (-1/2)| (log-log slope units)",
         figure=panels,
+        controls=controls,
         metrics={
             "slope_se": slope_se,
             "dof": dof,
