@@ -428,7 +428,9 @@ class _NTKComputer:
                 patches = _conv_patches(module, x)  # (n, C*K, L)
                 if patches.shape[-1] != g.shape[-1]:
                     raise RuntimeError(f"conv patches have {patches.shape[-1]} positions, outputs {g.shape[-1]}")
-                blocks.append(torch.einsum("kaol,acl->akoc", g, patches).reshape(n, k, -1))
+                # one batched GEMM per sample: (k O, L) @ (L, C K) -> (k O, C K)
+                per_sample = torch.bmm(g.permute(1, 0, 2, 3).reshape(n, -1, g.shape[-1]), patches.transpose(1, 2))
+                blocks.append(per_sample.reshape(n, k, -1))
             if bias:
                 blocks.append(g.sum(-1).transpose(0, 1))
         elif kind == "layernorm":
