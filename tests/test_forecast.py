@@ -212,3 +212,20 @@ def test_cli_bad_script_is_exit_2_with_one_line(tmp_path, capsys):
     broken.write_text("model = 3\n")
     assert cli_main(["forecast", "--script", str(broken)]) == 2
     assert "must define" in capsys.readouterr().err
+
+
+def test_width_transfer_scoring_needs_flat_mup_slopes_and_a_rejected_sp_control():
+    from learnmech.hyper import CoordCheck
+
+    def check(scheme, slopes):
+        ones = np.ones((3, len(slopes), 5))
+        return CoordCheck(scheme, np.array([8.0, 16.0, 32.0]), list(slopes), ones, ones, dict(slopes), dict(slopes))
+
+    frame = _frame([(0, "loss", 1.0)])
+    fc = _gd_forecast()
+    fc.coord = {"mup": check("mup", {"0": 0.1, "3": -0.2}), "sp": check("sp", {"0": 1.1, "3": 2.0})}
+    assert fc.score(frame).verdicts()["width_transfer"] == "agrees"
+    fc.coord["sp"] = check("sp", {"0": 0.1, "3": 0.2})  # SP not rejected: the check had no power
+    assert fc.score(frame).verdicts()["width_transfer"] == "inconclusive"
+    fc.coord["mup"] = check("mup", {"0": 0.1, "3": -0.7})
+    assert fc.score(frame).verdicts()["width_transfer"] == "disagrees"

@@ -260,6 +260,17 @@ class Forecast:
             finite = [abs(v) for v in sp.change_slope.values() if math.isfinite(v)]
             sp_worst = max(finite) if finite else float("nan")
             panels += list(sp.figure())[1:]
+        layers = list(mup.change_slope)
+        index = np.arange(len(layers), dtype=float)
+        slope_series = [
+            Series(f"muP prediction 0 +- {SLOPE_TOL}", index, np.zeros(index.size), role="prediction",
+                   lower=np.full(index.size, -SLOPE_TOL), upper=np.full(index.size, SLOPE_TOL)),
+            Series("muP (measured)", index, [mup.change_slope[k] for k in layers]),
+        ]
+        if sp is not None:
+            slope_series.append(Series("SP (control)", index, [sp.change_slope.get(k, float("nan")) for k in layers]))
+        panels.insert(0, Panel(f"change slope per layer ({', '.join(f'{i}: {k}' for i, k in enumerate(layers))})",
+                               "layer index", "d log2 |change| / d log2 width", slope_series, yscale="symlog"))
         rejected = math.isfinite(sp_worst) and sp_worst > SLOPE_TOL
         if not math.isfinite(measured):
             verdict = "not scored"
