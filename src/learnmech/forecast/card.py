@@ -149,7 +149,7 @@ class Forecast:
             items.append(self._score_eos(frame))
         if self.batch is not None:
             items.append(self._score_batch(frame))
-        if self.width is not None or "width_transfer" in self.notes:
+        if self.width is not None or self.coord or "width_transfer" in self.notes:
             items.append(self._score_width())
         if self.loss is not None:
             items.append(self._score_loss(frame))
