@@ -356,3 +356,35 @@ def test_cuda_matches_cpu() -> None:
     np.testing.assert_allclose(gpu.nngp, cpu.nngp, rtol=1e-10)
     module = net.module((3, 6, 6)).cuda()
     assert module(torch.tensor(x, device="cuda")).device.type == "cuda"
+
+
+def test_torch_dual_maps_match_numpy_maps() -> None:
+    # The CUDA path's torch formulas, checked on the CPU against the numpy closed forms of kernels.mlp.
+    from learnmech.kernels._stax_dual import _TORCH_PAIRS, DualMap
+
+    rng = np.random.default_rng(9)
+    q1, q2 = rng.uniform(0.1, 50.0, (6, 1)), rng.uniform(0.1, 50.0, (1, 5))
+    c = rng.uniform(-0.99, 0.99, (6, 5)) * np.sqrt(q1 * q2)
+    c[0, 0] = np.sqrt(q1[0, 0] * q2[0, 0])  # correlation exactly 1
+    for name, pair in _TORCH_PAIRS.items():
+        ours = pair(*(torch.tensor(a) for a in (c, q1, q2)))
+        ref = DualMap(name).numpy_pair(c.copy(), q1, q2)
+        for a, b in zip(ours, ref, strict=True):
+            np.testing.assert_allclose(a.numpy(), np.broadcast_to(b, c.shape), rtol=1e-12, atol=1e-14)
+
+
+def test_same_position_mode_equals_full_covariance() -> None:
+    # Without pooling/attention only K[s, s] reaches the output, and the kernel runs on (t1, t2, *X) blocks;
+    # forcing the full (t1, t2, *X, *X) computation must give the same numbers.
+    x = np.random.default_rng(10).normal(size=(5, 2, 6, 5))
+    net = stax.serial(stax.Conv(4, (3, 3), padding="SAME", W_std=1.4, b_std=0.1), stax.Relu(),
+                      stax.Conv(4, (2, 3), strides=(2, 1), padding="CIRCULAR", W_std=1.2), stax.LayerNorm(axis=(1, 2)),
+                      stax.Gelu(), stax.FanOut(2), stax.parallel(stax.Conv(4, (1, 1)), stax.Dense(4)), stax.FanInSum(),
+                      stax.Erf(), stax.Flatten(), stax.Dense(1, b_std=0.2))
+    assert not net._full
+    same_position = net.kernel_fn(x), net.kernel_fn(x, x[:2] + 1.0)
+    net._full = True
+    full = net.kernel_fn(x), net.kernel_fn(x, x[:2] + 1.0)
+    for a, b in zip(same_position, full, strict=True):
+        np.testing.assert_allclose(a.ntk, b.ntk, rtol=1e-13)
+        np.testing.assert_allclose(a.nngp, b.nngp, rtol=1e-13)

@@ -34,7 +34,8 @@ variances. The input layer is K(x, x')[s, s'] = sum_c x[c, s] x'[c, s'] / C. Lay
 - ``LayerNorm``: K(x, x') / sqrt((eps + v(x)) (eps + v(x'))), v the mean variance over the normalised axes (the
   same division for Theta), as neural-tangents.
 - ``GlobalSelfAttention`` (linear scaling, Hron, Bahri, Sohl-Dickstein & Novak (2020), "Infinite attention", sec.
-  3 and app. C): G = softmax(QK_std^2... ) see :func:`GlobalSelfAttention`.
+  3 and app. C): G(x) = softmax(QK_std K(x, x)) over the second position, K <- OV G(x) K G(x')^T + B and
+  Theta <- OV G Theta G'^T + B + 2 (K_new - B) (see :func:`GlobalSelfAttention`).
 - ``FanOut``/``parallel``/``FanInSum``: branches see the same kernel; the sum of independent Gaussian branches
   adds their kernels.
 
@@ -94,6 +95,7 @@ class _State:
     shape: Shape
     gaussian: bool
     shared: bool = False  # tensors also held by another branch (FanOut): never update them in place
+    diag: bool = False  # only same-position covariances: nngp/ntk (t1, t2, *X), cov1 (t1, *X), cov2 (t2, *X)
 
     @property
     def spatial(self) -> Shape:
@@ -114,8 +116,10 @@ class _State:
         return self
 
 
-def _spatial_diag(cov: torch.Tensor, ndim_spatial: int) -> torch.Tensor:
-    """(t, *X, *X) -> (t, *X): the variance at each position."""
+def _spatial_diag(cov: torch.Tensor, ndim_spatial: int, diag: bool = False) -> torch.Tensor:
+    """(t, *X, *X) -> (t, *X): the variance at each position (``diag``: already (t, *X))."""
+    if diag:
+        return cov
     t = cov.shape[0]
     spatial = cov.shape[1:1 + ndim_spatial]
     size = math.prod(spatial)
@@ -205,14 +209,15 @@ def _window_counts(n: int, f: int, s: int, lo: int, n_out: int) -> list[int]:
     return [sum(1 for p in range(f) if 0 <= s * i + p - lo < n) for i in range(n_out)]
 
 
-def _conv_kernel(mat: torch.Tensor, batch_ndim: int, windows: Sequence[_Window], name: str) -> torch.Tensor:
+def _conv_kernel(mat: torch.Tensor, batch_ndim: int, windows: Sequence[_Window], name: str,
+                 diag: bool = False) -> torch.Tensor:
     """Filter sum of a (batch, *X, *X) covariance; divided by the filter size (done by the caller, fused with
     the weight variance) it is the covariance of a shared-weight convolution's outputs per unit weight variance
     (Novak et al. (2019), eq. 7; neural-tangents' ``_conv_kernel_full_spatial_shared``, which convolves each
     position pair with the diagonal filter diag(1/f))."""
     d = len(windows)
     for i, window in enumerate(windows):
-        axes = (batch_ndim + i, batch_ndim + d + i)
+        axes = (batch_ndim + i,) if diag else (batch_ndim + i, batch_ndim + d + i)
         lo, hi, n_out = window.resolve(mat.shape[axes[0]], name)
         if window.padding == "CIRCULAR":
             mat = _wrap(mat, axes, lo, hi)
@@ -262,11 +267,17 @@ class Layer:
     ``in_shape`` (``(D,)``, ``(C, L)`` or ``(C, H, W)``, no batch axis), parameters drawn from ``seed``.
     """
 
-    def __init__(self, name: str, kernel: Callable[[Any], Any], build: Build, branches: int = 1) -> None:
+    def __init__(self, name: str, kernel: Callable[[Any], Any], build: Build, branches: int = 1,
+                 full: bool = False) -> None:
         self.name = name
         self._kernel = kernel
         self._build = build
         self._branches = branches
+        # Some layer mixes positions (pooling, attention), so the full position-position covariance is needed;
+        # otherwise (convolutions, dense layers, activations, LayerNorm, Flatten) only the same-position
+        # entries K[s, s] ever reach the output: a shared-weight convolution's K_out[s, s] is the filter average
+        # of K_in[s + p, s + p] (Novak et al. (2019), sec. 3.1; neural-tangents' ``diagonal_spatial``).
+        self._full = full
 
     def __repr__(self) -> str:
         return self.name
@@ -305,7 +316,8 @@ class Layer:
             b = a
         n1, n2 = a.shape[0], b.shape[0]
         size = math.prod(a.shape[2:]) if a.ndim > 2 else 1
-        per_pair = (4 + 2 * self._branches) * size * size * (8 if tdtype == torch.float64 else 4)
+        per_pair = (4 + 2 * self._branches) * size * (size if self._full else 1) * (8 if tdtype == torch.float64
+                                                                                     else 4)
         tile = int(max(1, min(_MAX_TILE, math.isqrt(max(1, _TILE_BYTES // per_pair)))))
         nngp = np.empty((n1, n2), dtype=np.float64)
         ntk = np.empty((n1, n2), dtype=np.float64)
@@ -313,7 +325,7 @@ class Layer:
         def one_tile(r0: int, c0: int) -> None:
             r1, c1 = min(n1, r0 + tile), min(n2, c0 + tile)
             same = symmetric and r0 == c0
-            state = _input_state(a[r0:r1], None if same else b[c0:c1])
+            state = _input_state(a[r0:r1], None if same else b[c0:c1], not self._full)
             out = self._kernel(state)
             k, t = _readout(out)
             nngp[r0:r1, c0:c1] = k
@@ -354,11 +366,23 @@ def _as_input(x: Any, name: str, dtype: torch.dtype, device: torch.device) -> to
     return t.contiguous()
 
 
-def _input_state(x1: torch.Tensor, x2: torch.Tensor | None) -> _State:
-    """Input covariances sum_c x[c, s] x'[c, s'] / C (neural-tangents' ``_inputs_to_kernel``)."""
+def _input_state(x1: torch.Tensor, x2: torch.Tensor | None, diag: bool = False) -> _State:
+    """Input covariances sum_c x[c, s] x'[c, s'] / C (neural-tangents' ``_inputs_to_kernel``); ``diag``: s = s'
+    only."""
     c = x1.shape[1]
     spatial = tuple(x1.shape[2:])
     f1 = x1.reshape(x1.shape[0], c, -1)
+    if diag and spatial:
+        cov1 = (f1 * f1).sum(1) / c
+        if x2 is None:
+            nngp, cov2 = torch.einsum("acs,bcs->abs", f1, f1) / c, None
+        else:
+            f2 = x2.reshape(x2.shape[0], c, -1)
+            nngp, cov2 = torch.einsum("acs,bcs->abs", f1, f2) / c, (f2 * f2).sum(1) / c
+        t1, t2 = nngp.shape[:2]
+        return _State(nngp=nngp.reshape(t1, t2, *spatial), ntk=None, cov1=cov1.reshape(t1, *spatial),
+                      cov2=None if cov2 is None else cov2.reshape(t2, *spatial), shape=tuple(x1.shape[1:]),
+                      gaussian=False, diag=True).pin()
     cov1 = torch.einsum("acs,act->ast", f1, f1) / c
     if x2 is None:
         nngp, cov2 = torch.einsum("acs,bct->abst", f1, f1) / c, None
@@ -435,7 +459,8 @@ def serial(*layers: Layer) -> Layer:
         return _Serial(*modules), shape
 
     branches = max([layer._branches for layer in layers], default=1)
-    return Layer(f"serial({', '.join(map(repr, layers))})", kernel, build, branches)
+    return Layer(f"serial({', '.join(map(repr, layers))})", kernel, build, branches,
+                 any(layer._full for layer in layers))
 
 
 def parallel(*layers: Layer) -> Layer:
@@ -459,7 +484,8 @@ def parallel(*layers: Layer) -> Layer:
         return _Parallel(modules), outs
 
     branches = sum(layer._branches for layer in layers)
-    return Layer(f"parallel({', '.join(map(repr, layers))})", kernel, build, max(branches, 1))
+    return Layer(f"parallel({', '.join(map(repr, layers))})", kernel, build, max(branches, 1),
+                 any(layer._full for layer in layers))
 
 
 def _check_layers(layers: Sequence[Any], name: str) -> None:
@@ -551,7 +577,7 @@ def _affine_kernel(state: _State, linear: Callable[[torch.Tensor, int], torch.Te
         ntk = nngp.clone() if lin.ntk is None else torch.add(nngp, lin.ntk, alpha=scale)
     cov1 = affine(lin.cov1)
     cov2 = None if lin.cov2 is None else affine(lin.cov2)
-    return _State(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, shape=shape, gaussian=True)
+    return _State(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, shape=shape, gaussian=True, diag=state.diag)
 
 
 class _DenseModule(nn.Module):
@@ -713,7 +739,8 @@ def Conv(  # noqa: N802
         state = _single(state, "Conv")
         spatial = out_spatial(state.spatial)
         fan_in = state.shape[0] * filter_size
-        return _affine_kernel(state, lambda m, nb: _conv_kernel(m, nb, windows, "Conv"), 1.0 / filter_size, True,
+        return _affine_kernel(state, lambda m, nb: _conv_kernel(m, nb, windows, "Conv", state.diag),
+                              1.0 / filter_size, True,
                               fan_in, w_std**2, b,
                               standard, (out_chan, *spatial))
 
@@ -779,7 +806,7 @@ def AvgPool(  # noqa: N802
     def build(shape: Any, gen: torch.Generator, dtype: torch.dtype) -> tuple[nn.Module, Any]:
         return _AvgPoolModule(windows, normalize_edges), (shape[0], *out_spatial(tuple(shape[1:])))
 
-    return Layer(f"AvgPool({tuple(w.size for w in windows)}, padding={padding!r})", kernel, build)
+    return Layer(f"AvgPool({tuple(w.size for w in windows)}, padding={padding!r})", kernel, build, full=True)
 
 
 class _GlobalAvgPoolModule(nn.Module):
@@ -798,7 +825,8 @@ def GlobalAvgPool() -> Layer:  # noqa: N802
         out = state.map(lambda m, nb: m.mean(dim=tuple(range(nb, nb + 2 * d))))
         return replace(out, shape=(state.shape[0],))
 
-    return Layer("GlobalAvgPool()", kernel, lambda shape, gen, dtype: (_GlobalAvgPoolModule(), (shape[0],)))
+    return Layer("GlobalAvgPool()", kernel, lambda shape, gen, dtype: (_GlobalAvgPoolModule(), (shape[0],)),
+                 full=True)
 
 
 class _FlattenModule(nn.Module):
@@ -817,6 +845,8 @@ def Flatten() -> Layer:  # noqa: N802
         def trace(m: torch.Tensor, nb: int) -> torch.Tensor:
             if d == 0:
                 return m
+            if state.diag:
+                return m.reshape(*m.shape[:nb], size).mean(-1)
             return m.reshape(*m.shape[:nb], size, size).diagonal(dim1=-2, dim2=-1).mean(-1)
 
         out = state.map(trace)
@@ -874,14 +904,19 @@ def LayerNorm(axis: int | Sequence[int] = 1, eps: float = 1e-12) -> Layer:  # no
         spatial_axes = tuple(a - 1 for a in axes if a > 1)  # axes of the (t, *X) diagonal
 
         def norm(cov: torch.Tensor) -> torch.Tensor:
-            v = _spatial_diag(cov + eps, d)
+            v = _spatial_diag(cov + eps, d, state.diag)
             return v.mean(dim=spatial_axes, keepdim=True) if spatial_axes else v
 
         v1 = norm(state.cov1)
         v2 = v1 if state.cov2 is None else norm(state.cov2)
-        denom12 = torch.sqrt(_q(v1, 0, True, d) * _q(v2, 1, False, d))
+        if state.diag:
+            denom12 = torch.sqrt(v1.unsqueeze(1) * v2.unsqueeze(0))
+        else:
+            denom12 = torch.sqrt(_q(v1, 0, True, d) * _q(v2, 1, False, d))
 
         def self_denom(v: torch.Tensor) -> torch.Tensor:
+            if state.diag:
+                return torch.sqrt(v * v)
             t, ones = v.shape[0], (1,) * d
             return torch.sqrt(v.reshape(t, *v.shape[1:], *ones) * v.reshape(t, *ones, *v.shape[1:]))
 
@@ -932,7 +967,7 @@ def _flat_only(layer: Layer, what: str) -> Layer:
             raise ValueError(f"{what} is described only on (N, D) activations, got per-input shape {shape}")
         return layer._build(shape, gen, dtype)
 
-    return Layer(layer.name, kernel, build, layer._branches)
+    return Layer(layer.name, kernel, build, layer._branches, layer._full)
 
 
 # ------------------------------------------------------------------------------------------------ activations
@@ -973,16 +1008,22 @@ def _activation(name: str, dual: DualMap, fn: Callable[[torch.Tensor], torch.Ten
             raise ValueError(f"{name} needs a Gaussian input: put an affine layer (Dense, Conv, attention) before it")
         state = state.pin()
         d = len(state.spatial)
-        q1 = _spatial_diag(state.cov1, d)
-        q2 = q1 if state.cov2 is None else _spatial_diag(state.cov2, d)
+        q1 = _spatial_diag(state.cov1, d, state.diag)
+        q2 = q1 if state.cov2 is None else _spatial_diag(state.cov2, d, state.diag)
         # One spatial axis per input (t1, t2, S, S): numpy broadcasts 4-D operands ~3x faster than 6-D (measured).
         t1, t2, size = state.nngp.shape[0], state.nngp.shape[1], math.prod(state.spatial)
-        nngp, dot = apply(state.nngp.reshape(t1, t2, size, size), q1.reshape(t1, 1, size, 1),
-                          q2.reshape(1, t2, 1, size), state.shared)
+        if state.diag:  # (t1, t2, 1, S): same position on both sides
+            nngp, dot = apply(state.nngp.reshape(t1, t2, 1, size), q1.reshape(t1, 1, 1, size),
+                              q2.reshape(1, t2, 1, size), state.shared)
+        else:
+            nngp, dot = apply(state.nngp.reshape(t1, t2, size, size), q1.reshape(t1, 1, size, 1),
+                              q2.reshape(1, t2, 1, size), state.shared)
         nngp, dot = nngp.reshape(state.nngp.shape), dot.reshape(state.nngp.shape)
         ntk = None if state.ntk is None else dot.mul_(state.ntk)
 
         def self_cov(cov: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+            if state.diag:
+                return apply(cov, q, q, True)[0]
             t, ones = q.shape[0], (1,) * d
             return apply(cov, q.reshape(t, *q.shape[1:], *ones), q.reshape(t, *ones, *q.shape[1:]), True)[0]
 
@@ -1144,4 +1185,4 @@ def GlobalSelfAttention(  # noqa: N802
         return module, (sizes[0], *shape[1:])
 
     return Layer(f"GlobalSelfAttention({sizes[0]}, {sizes[1]}, {sizes[2]}, {sizes[3]}, "
-                 f"attention_mechanism={mechanism!r})", kernel, build)
+                 f"attention_mechanism={mechanism!r})", kernel, build, full=True)
