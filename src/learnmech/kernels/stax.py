@@ -318,7 +318,10 @@ class Layer:
         size = math.prod(a.shape[2:]) if a.ndim > 2 else 1
         per_pair = (4 + 2 * self._branches) * size * (size if self._full else 1) * (8 if tdtype == torch.float64
                                                                                      else 4)
-        tile = int(max(1, min(_MAX_TILE, math.isqrt(max(1, _TILE_BYTES // per_pair)))))
+        # A GPU wants few large launches: 32x the CPU's budget (1 GiB per tile), tiles one after another.
+        budget = _TILE_BYTES if device.type == "cpu" else 32 * _TILE_BYTES
+        tile = int(max(1, min(_MAX_TILE if device.type == "cpu" else 4 * _MAX_TILE,
+                              math.isqrt(max(1, budget // per_pair)))))
         nngp = np.empty((n1, n2), dtype=np.float64)
         ntk = np.empty((n1, n2), dtype=np.float64)
 
