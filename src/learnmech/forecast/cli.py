@@ -41,6 +41,8 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         out = Path(args.out)
+        if not Path(args.script).is_file():  # before creating --out: a bad call leaves nothing on disk
+            raise ValueError(f"script must be an existing Python file, got {args.script}")
         if args.run:
             try:
                 out.mkdir(parents=True, exist_ok=True)
