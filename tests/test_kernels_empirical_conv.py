@@ -145,6 +145,37 @@ def test_layernorm_over_several_axes_and_on_sequences() -> None:
     _assert_both_agree(model, x, mode="full", batch_size=2)
 
 
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_position_gram_form_for_wide_layers_on_few_positions(outputs: int) -> None:
+    # Wide convs on 2x2 / 1x3 maps and a Linear on 2 tokens: L^2 (k O + D) < k O D, so trace mode contracts
+    # position-pair Grams instead of per-sample Jacobians; full mode keeps the Jacobian form. Both exact.
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 24, 3, padding=1)
+            self.conv2 = nn.Conv2d(24, 32, 3, stride=2, padding=1, padding_mode="circular")  # 4x4 -> 2x2
+            self.conv3 = nn.Conv1d(32, 40, 2, bias=False)  # the 2x2 map read as 1x4: 3 positions
+            self.tokens = nn.Linear(40, 30)
+            self.head = nn.Linear(2 * 30, outputs)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+            h = torch.tanh(self.conv3(h.reshape(x.shape[0], 32, 4)))  # (n, 40, 3)
+            t = torch.tanh(self.tokens(h[:, :, :2].transpose(1, 2)))  # 2 tokens of 40 -> (n, 2, 30)
+            return self.head(t.reshape(x.shape[0], -1))
+
+    torch.manual_seed(8)
+    model = Net().double()
+    x = _inputs(5, 3, 4, 4)
+    computer = _NTKComputer(model, torch.float64, "structured", x[:2])
+    feats = computer.features(x)
+    assert len(feats.positional) == 3  # conv2, conv3, tokens (conv1: 16 positions, D = 27 -> Jacobian form)
+    assert len(_NTKComputer(model, torch.float64, "structured", x[:2], full=True).features(x).positional) == 0
+    for mode in ("trace", "full"):
+        _assert_both_agree(model, x, _inputs(3, 3, 4, 4, seed=4), mode=mode, batch_size=2)
+    _assert_both_agree(model, x)
+
+
 def test_grouped_conv_and_frozen_parameters_fall_back_exactly() -> None:
     torch.manual_seed(5)
     model = nn.Sequential(nn.Conv2d(4, 6, 3, groups=2), nn.ReLU(), nn.Conv2d(6, 3, 2), nn.ReLU(),

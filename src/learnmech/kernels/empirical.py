@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -206,16 +206,21 @@ class _Features:
         output cotangents ``g`` ``(k, n, out)`` and whether its bias is trained;
     jacobians: per-sample Jacobians ``(n, k, P_i)`` of the other parameters: one block per convolution /
         LayerNorm / sequence-dense layer, built from its inputs and cotangents, plus one block (vmap-jacrev) for
-        all parameters no rule covers.
+        all parameters no rule covers;
+    positional: per convolution / sequence-dense layer whose kernel term is cheaper as position-pair Grams (trace
+        mode only, see ``_use_position_grams``): its patches ``P`` ``(n, L, D)``, cotangents ``G`` ``(n, L, k O)``
+        and whether its bias is trained.
     """
 
     taps: list[tuple[torch.Tensor | None, torch.Tensor, bool]]
     jacobians: list[torch.Tensor]
     outputs: int
     n: int
+    positional: list[tuple[torch.Tensor, torch.Tensor, bool]] = field(default_factory=list)
 
     def nbytes(self) -> int:
         tensors = [t for x, g, _ in self.taps for t in (x, g) if t is not None] + self.jacobians
+        tensors += [t for p, g, _ in self.positional for t in (p, g)]
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -349,9 +354,11 @@ def _conv_patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 class _NTKComputer:
     """Holds the model, its parameters cast to one dtype, and the split into structured/generic parameters."""
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype, implementation: str, probe_x: torch.Tensor) -> None:
+    def __init__(self, model: nn.Module, dtype: torch.dtype, implementation: str, probe_x: torch.Tensor,
+                 full: bool = False) -> None:
         self.model = model
         self.dtype = dtype
+        self.full = full  # "full" mode: per-logit-pair blocks, which the position Grams do not provide
         named = dict(model.named_parameters())
         self.params = {n: (p.detach().to(dtype) if p.is_floating_point() else p.detach()) for n, p in named.items()}
         self.buffers = {n: (b.detach().to(dtype) if b.is_floating_point() else b.detach())
@@ -377,6 +384,7 @@ class _NTKComputer:
         n = x.shape[0]
         taps: list[tuple[torch.Tensor | None, torch.Tensor, bool]] = []
         jacobians: list[torch.Tensor] = []
+        positional: list[tuple[torch.Tensor, torch.Tensor, bool]] = []
         outputs = None
         if self.taps:
             # Zero perturbations added to each tapped layer's output: the VJP w.r.t. them is the output
@@ -403,6 +411,13 @@ class _NTKComputer:
                 g = cotangents[name]  # (k, n, *per-sample output shape)
                 if kind == "dense":
                     taps.append((inputs[name] if weight_trained else None, g, bias_trained))
+                elif kind in ("conv", "dense_nd") and weight_trained and not self.full:
+                    patches, g_pos = self._positional(module, kind, inputs[name], g)
+                    if _use_position_grams(*patches.shape[1:], g_pos.shape[-1]):
+                        positional.append((patches, g_pos, bias_trained))
+                        continue
+                    jacobians.extend(self._layer_jacobians(module, kind, inputs[name], g, weight_trained,
+                                                           bias_trained, patches))
                 else:
                     jacobians.extend(self._layer_jacobians(module, kind, inputs[name], g, weight_trained,
                                                            bias_trained))
@@ -410,11 +425,27 @@ class _NTKComputer:
             jacobians.append(self._jacobian(x))
             outputs = jacobians[-1].shape[1]
         assert outputs is not None
-        return _Features(taps, jacobians, outputs, n)
+        return _Features(taps, jacobians, outputs, n, positional)
+
+    @staticmethod
+    def _positional(module: nn.Module, kind: str, x: torch.Tensor,
+                    g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A conv / sequence-dense layer as ``y[l] = W P[l] + b`` at ``L`` positions: its patches ``P``
+        ``(n, L, D)`` and cotangents ``(n, L, k O)`` (logit-major in the last axis)."""
+        k, n = g.shape[:2]
+        if kind == "conv":
+            patches = _conv_patches(module, x).transpose(1, 2)  # (n, L, C K)
+            g = g.reshape(k, n, g.shape[2], -1).permute(1, 3, 0, 2)  # (n, L, k, O)
+        else:
+            patches = x.reshape(n, -1, x.shape[-1])  # (n, S, in)
+            g = g.reshape(k, n, -1, g.shape[-1]).permute(1, 2, 0, 3)  # (n, S, k, O)
+        if patches.shape[1] != g.shape[1]:
+            raise RuntimeError(f"layer patches have {patches.shape[1]} positions, outputs {g.shape[1]}")
+        return patches, g.reshape(n, g.shape[1], -1)
 
     @staticmethod
     def _layer_jacobians(module: nn.Module, kind: str, x: torch.Tensor, g: torch.Tensor, weight: bool,
-                         bias: bool) -> list[torch.Tensor]:
+                         bias: bool, patches: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Per-sample Jacobians ``(n, k, P_layer)`` of one layer's weight and bias from its input ``x`` and
         output cotangents ``g`` ``(k, n, ...)`` (Novak et al. 2022, sec. 4: the parameter Jacobian of a layer
         that is linear in its parameters is its input structure contracted with the output cotangent)."""
@@ -425,11 +456,12 @@ class _NTKComputer:
             # dF/dW[o, c] = sum_l g[o, l] P[c, l] and dF/db[o] = sum_l g[o, l].
             g = g.reshape(k, n, g.shape[2], -1)  # (k, n, O, L)
             if weight:
-                patches = _conv_patches(module, x)  # (n, C*K, L)
-                if patches.shape[-1] != g.shape[-1]:
-                    raise RuntimeError(f"conv patches have {patches.shape[-1]} positions, outputs {g.shape[-1]}")
+                # patches (n, L, C*K), from _positional when it already built them
+                patches = _conv_patches(module, x).transpose(1, 2) if patches is None else patches
+                if patches.shape[1] != g.shape[-1]:
+                    raise RuntimeError(f"conv patches have {patches.shape[1]} positions, outputs {g.shape[-1]}")
                 # one batched GEMM per sample: (k O, L) @ (L, C K) -> (k O, C K)
-                per_sample = torch.bmm(g.permute(1, 0, 2, 3).reshape(n, -1, g.shape[-1]), patches.transpose(1, 2))
+                per_sample = torch.bmm(g.permute(1, 0, 2, 3).reshape(n, -1, g.shape[-1]), patches)
                 blocks.append(per_sample.reshape(n, k, -1))
             if bias:
                 blocks.append(g.sum(-1).transpose(0, 1))
@@ -485,6 +517,19 @@ class _NTKComputer:
         return torch.cat([jac[name].reshape(n, jac[name].shape[1], -1) for name in self.rest], dim=-1)
 
 
+def _use_position_grams(positions: int, patch_size: int, cotangent_size: int) -> bool:
+    """Whether a layer ``y[l] = W P[l] + b`` (``L`` positions, patches of size ``D``, ``k O`` cotangents) costs
+    less per input pair as position-pair Grams, ``L^2 (k O + D)`` multiply-adds, than as the contraction of its
+    per-sample Jacobians, ``k O D`` (Novak et al. 2022, sec. 4 and table 1: structured derivatives win for large
+    weights at few positions, e.g. wide late convolutions on small feature maps; the Jacobian form for early
+    layers with many positions)."""
+    return positions**2 * (cotangent_size + patch_size) < cotangent_size * patch_size
+
+
+# Position-pair Gram blocks are built in row slices of at most this many bytes.
+_MAX_POSITION_GRAM_BYTES = 64 * 2**20
+
+
 def _block(f1: _Features, f2: _Features, full: bool) -> torch.Tensor:
     """NTK block between two chunks: ``(n1, n2)`` (mean over logits) or ``(n1, n2, k, k)`` when ``full``."""
     k, n1, n2 = f1.outputs, f1.n, f2.n
@@ -505,6 +550,21 @@ def _block(f1: _Features, f2: _Features, full: bool) -> torch.Tensor:
             total += torch.einsum("iap,jbp->ijab", j1, j2)
         else:
             total += j1.reshape(n1, -1) @ j2.reshape(n2, -1).T / k
+    for (p1, g1, bias), (p2, g2, _) in zip(f1.positional, f2.positional, strict=True):
+        # Theta_layer = sum_{l,m} (P1[l].P2[m] + [bias]) (g1[l].g2[m]) with the cotangent dot summed over the
+        # logits too (trace mode): the conv analogue of the dense rule (Novak et al. 2022, sec. 4).
+        positions = p1.shape[1]
+        rows = max(1, _MAX_POSITION_GRAM_BYTES // (2 * n2 * positions**2 * p1.element_size()))
+        p2_flat, g2_flat = p2.reshape(n2 * positions, -1), g2.reshape(n2 * positions, -1)
+        for start in range(0, n1, rows):
+            stop = min(n1, start + rows)
+            gram_x = (p1[start:stop].reshape(-1, p1.shape[-1]) @ p2_flat.T).reshape(stop - start, positions, n2,
+                                                                                    positions)
+            gram_g = (g1[start:stop].reshape(-1, g1.shape[-1]) @ g2_flat.T).reshape(stop - start, positions, n2,
+                                                                                    positions)
+            if bias:
+                gram_x = gram_x + 1.0
+            total[start:stop] += (gram_x * gram_g).sum(dim=(1, 3)) / k
     return total
 
 
@@ -553,7 +613,7 @@ def empirical_ntk(
                          f"got {tuple(b.shape[1:])}")
     probe = a[:2] if a.shape[0] >= 2 or b is None else torch.cat([a[:1], b[:1]])
     try:
-        computer = _NTKComputer(model, torch_dtype, implementation, probe)
+        computer = _NTKComputer(model, torch_dtype, implementation, probe, full=mode == "full")
     except RuntimeError as exc:  # e.g. a feature count the model's first layer does not accept
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"x1: the model cannot be applied to inputs of per-input shape {tuple(a.shape[1:])} "
