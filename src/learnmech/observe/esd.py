@@ -183,8 +183,8 @@ def spiked_null(shape: tuple[int, int], spike_singular_values: Any, bulk_varianc
     if len(shape) != 2 or min(shape) < 1:
         raise ValueError(f"shape must be (out, in) with positive sizes, got {shape}")
     out_dim, in_dim = int(shape[0]), int(shape[1])
-    s = as_array(spike_singular_values, "spike_singular_values", ndim=1)
-    if np.any(s < 0) or len(s) > min(out_dim, in_dim):
+    s = np.asarray(spike_singular_values, dtype=float).reshape(-1)
+    if not np.all(np.isfinite(s)) or np.any(s < 0) or len(s) > min(out_dim, in_dim):
         raise ValueError(f"spike_singular_values must be >= 0 and at most min(shape) = {min(shape)} of them")
     if not bulk_variance > 0:
         raise ValueError(f"bulk_variance must be > 0, got {bulk_variance}")
