@@ -82,16 +82,18 @@ class DualMap:
         # (about _CHUNK entries), whose dozen elementwise passes then stay in L2 instead of streaming the whole
         # block from memory a dozen times (measured ~3x faster). The result overwrites c, as the maps may.
         t1, t2, s1, s2 = c_np.shape
-        step = max(1, _CHUNK // (s1 * s2))
+        rows = max(1, _CHUNK // (t2 * s1 * s2))  # whole rows per chunk when they are short (MLPs, diagonal mode)
+        step = t2 if rows > 1 else max(1, _CHUNK // (s1 * s2))
         dot_np = np.empty_like(c_np)
-        for i in range(t1):
+        for i0 in range(0, t1, rows):
+            i1 = min(t1, i0 + rows)
             for j0 in range(0, t2, step):
                 j1 = min(t2, j0 + step)
-                chunk = c_np[i, j0:j1]
-                nngp, dot = self.numpy_pair(chunk, q1_np[i], q2_np[0, j0:j1])
+                chunk = c_np[i0:i1, j0:j1]
+                nngp, dot = self.numpy_pair(chunk, q1_np[i0:i1], q2_np[:, j0:j1])
                 if nngp is not chunk:  # the closed forms return their scratch argument; others a new array
                     chunk[...] = nngp
-                dot_np[i, j0:j1] = dot
+                dot_np[i0:i1, j0:j1] = dot
         return torch.from_numpy(c_np).to(device), torch.from_numpy(dot_np).to(device)
 
 
