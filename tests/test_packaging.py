@@ -3,6 +3,7 @@ directory with no ``../shared`` and no ``LEARNMECH_DATA``; nothing in ``src/`` r
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import re
@@ -21,6 +22,9 @@ EPOCH_SHA256 = "193478df4e90f040016431996c45682659306840ecdadf83cfb9cd5ca0aa1b30
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    # offline build with the venv's own setuptools (Python >= 3.12 venvs have none: then the static test below
+    # still checks that pyproject's package-data covers the data files)
+    pytest.importorskip("setuptools")
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
                     str(ROOT)], check=True, capture_output=True, cwd=out)
@@ -71,3 +75,14 @@ def test_no_source_file_refers_to_a_shared_folder_beside_the_repository():
     pattern = re.compile(r"""(\.\./shared|["'/]shared/data|["']shared["'])""")
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "src").rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_package_data_in_pyproject_covers_every_data_file():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["learnmech"]
+    package = ROOT / "src" / "learnmech"
+    data_files = [p.relative_to(package).as_posix() for p in (package / "laws" / "published").iterdir()
+                  if p.is_file()]
+    assert "laws/published/chinchilla_svg_extracted.csv" in data_files
+    uncovered = [f for f in data_files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]
+    assert uncovered == []
