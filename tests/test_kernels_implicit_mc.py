@@ -68,6 +68,28 @@ def test_scalar_output_vector_and_tensor_in_tensor_out() -> None:
     np.testing.assert_allclose(p32.numpy(), product.numpy(), rtol=1e-5, atol=1e-5 * np.abs(product.numpy()).max())
 
 
+class _NotVmappable(nn.Module):
+    """Python control flow on a tensor value: torch.func.vmap refuses it, the product falls back to a loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(3, 2).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.tanh(self.layer(x))
+        return 2 * y if float(y.detach().sum()) > 1e9 else y
+
+
+def test_modules_that_vmap_refuses_fall_back_to_a_loop() -> None:
+    model = _NotVmappable()
+    x = _inputs(4, 3)
+    v = np.random.default_rng(2).standard_normal((4, 2))
+    kernel = empirical_ntk(model, x, mode="full", implementation="jacobian")
+    np.testing.assert_allclose(ntk_vector_product(model, x, v), np.einsum("ijab,jb->ia", kernel, v), atol=1e-13)
+    trace = empirical_ntk(model, x, implementation="jacobian")
+    np.testing.assert_allclose(ntk_vector_product(model, x, v, mode="trace"), trace @ v, atol=1e-13)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

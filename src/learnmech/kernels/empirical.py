@@ -665,6 +665,21 @@ def empirical_ntk(
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _batched(fn: Callable[[Any], Any], batch: Any) -> Any:
+    """``vmap(fn)(batch)`` over the leading axis; a Python loop for modules without vmap support."""
+    try:
+        return vmap(fn)(batch)
+    except RuntimeError:
+        if isinstance(batch, dict):
+            size = next(iter(batch.values())).shape[0]
+            results = [fn({name: value[i] for name, value in batch.items()}) for i in range(size)]
+        else:
+            results = [fn(item) for item in batch]
+        if isinstance(results[0], dict):
+            return {name: torch.stack([r[name] for r in results]) for name in results[0]}
+        return torch.stack(results)
+
+
 def ntk_vector_product(
     model: nn.Module,
     x1: Any,
@@ -745,14 +760,14 @@ def ntk_vector_product(
         grads: dict[str, torch.Tensor] | None = None
         for start in range(0, n2, batch_size):
             _, vjp_fn = vjp(forward(b[start:start + batch_size]), trainable)
-            (part,) = vmap(vjp_fn)(cotangents[:, start:start + batch_size])
+            part = _batched(lambda c, vjp_fn=vjp_fn: vjp_fn(c)[0], cotangents[:, start:start + batch_size])
             grads = part if grads is None else {n: grads[n] + part[n] for n in grads}
     assert grads is not None
     # J(x1) g per chunk of x1, one JVP per cotangent (forward mode: no graph kept).
     outs = []
     for start in range(0, a.shape[0], batch_size):
         f = forward(a[start:start + batch_size])
-        outs.append(vmap(lambda tangent, f=f: jvp(f, (trainable,), (tangent,))[1])(grads))
+        outs.append(_batched(lambda tangent, f=f: jvp(f, (trainable,), (tangent,))[1], grads))
     product = torch.cat(outs, dim=1)  # (B, n1, k)
     n1 = a.shape[0]
     if mode == "full":
