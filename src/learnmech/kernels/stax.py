@@ -1037,8 +1037,9 @@ def _activation(name: str, dual: DualMap, fn: Callable[[torch.Tensor], torch.Ten
     return Layer(name, kernel, lambda shape, gen, dtype: (_ActModule(fn), shape))
 
 
-def Relu() -> Layer:  # noqa: N802
-    """ReLU (arc-cosine kernels, Cho & Saul 2009)."""
+def Relu(do_stabilize: bool = False) -> Layer:  # noqa: N802
+    """ReLU (arc-cosine kernels, Cho & Saul 2009). ``do_stabilize`` is accepted for neural-tangents
+    compatibility and has no effect (its rescaling of the covariance cancels exactly)."""
     return _activation("Relu()", DualMap("relu"), torch.relu)
 
 
