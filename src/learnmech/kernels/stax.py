@@ -39,9 +39,14 @@ variances. The input layer is K(x, x')[s, s'] = sum_c x[c, s] x'[c, s'] / C. Lay
 - ``FanOut``/``parallel``/``FanInSum``: branches see the same kernel; the sum of independent Gaussian branches
   adds their kernels.
 
+When no layer mixes positions (no pooling, no attention: e.g. a CNN with a Flatten readout) only the
+same-position entries K[s, s] can reach the output, and the blocks are ``(t1, t2, *X)`` instead (S times less
+work and memory; neural-tangents' ``diagonal_spatial=True``).
+
 Memory: the cross kernel is computed in tiles of t1 x t2 inputs that go through the whole network one at a time
 (rows and columns carry their own per-input covariances, so no tile needs another), each holding about
-``(4 + 2 b) t1 t2 S^2`` numbers at once (S = prod(X) of the input, b = number of live branches); t is chosen
+``(4 + 2 b) t1 t2 S^2`` numbers at once (S = prod(X) of the input, b = number of live branches; S instead of S^2
+in the same-position mode); t is chosen
 so that this stays under ``_TILE_BYTES`` (32 MiB) per worker thread: total memory about
 ``2 n1 n2 + workers * 32 MiB`` (float64 outputs plus tiles; measured 32 MiB to be the fastest tile budget: each
 buffer stays below glibc's mmap threshold, so freed tiles are reused without page faults), whatever n and S
