@@ -139,7 +139,8 @@ class Observer:
     # -- recording ---------------------------------------------------------------------------------------------
 
     def step(self, loss: Any = None, batch: Any = None, *, step: int | None = None) -> bool:
-        """Call once per training iteration (after ``optimizer.step()`` or before, consistently). Measures when
+        """Call once per training iteration, after ``loss.backward()`` and before the next ``zero_grad()`` (so
+        ``grad_norm`` sees this step's gradients; before or after ``optimizer.step()``, consistently). Measures when
         the iteration count (or the explicit ``step``) is a multiple of ``every``; returns whether it did."""
         current = self.iteration if step is None else int(step)
         self.iteration = current + 1
