@@ -127,7 +127,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     (slope, intercept), cov = np.polyfit(log_w, log_e, 1, cov="unscaled")
     dof = len(widths) - 2
     resid = log_e - (intercept + slope * log_w)
-    slope_se = float(np.sqrt(cov[0, 0] * resid @ resid / dof))
+    slope_se = float(np.sqrt(cov[0, 0] * resid @ resid / dof)) if dof > 0 else float("nan")
     controls = [
         Control("narrow-is-nngp",
                 f"a width-{widths[0]} network's Bayesian posterior already equals the NNGP posterior (mean and "
@@ -136,7 +136,8 @@ def run(config: dict[str, Any], seed: int) -> Result:
                 error=float(narrow.max()), tolerance=1.0),
         Control("no-convergence",
                 f"the finite-width error does not shrink with width: width {widths[-1]} is as far from the NNGP "
-                f"posterior as width {widths[0]}; units: max over mean/covariance of |error drop| / its MC tolerance",
+                f"posterior as width {widths[0]}; units: max over mean/covariance of the error drop (narrow minus "
+                "wide) / its MC tolerance",
                 prediction={"mean": float(errors[0, 0]), "covariance": float(errors[0, 1])},
                 measurement={"mean": float(errors[-1, 0]), "covariance": float(errors[-1, 1])},
                 error=float(drop.max()), tolerance=1.0),
