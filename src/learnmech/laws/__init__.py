@@ -6,6 +6,8 @@
 - :func:`fit_power_law`, :func:`fit_broken_power_law`, :func:`compare_power_laws`: one-variable laws and model
   comparison by held-out error.
 - :func:`load_chinchilla`: the Chinchilla points Epoch AI extracted; :mod:`.experiment`: our own MLP sweep.
+- :mod:`.random_features`: the solvable model of Maloney, Roberts & Sully (2022), its loss derived from the spectrum.
+- :func:`fit_interaction_law`: the interaction form of Kaplan et al. (2020, eq. 1.5), the additive law's rival.
 """
 
 from .data import drop_highest, find_data_file, load_chinchilla
@@ -29,6 +31,7 @@ from .fit import (
     huber,
     scaling_law,
 )
+from .forms import InteractionFit, fit_interaction_law, interaction_law
 from .optim import BatchedMinimum, minimize_batched
 from .plot import frontier_panel, loss_vs_compute_panel
 from .power import (
@@ -40,8 +43,25 @@ from .power import (
     fit_power_law,
     power_law,
 )
+from .random_features import (
+    ProjectionTask,
+    make_projection_task,
+    mrs_exponent,
+    power_spectrum,
+    predict_projection_test_loss,
+    projection_test_loss,
+)
 
 __all__ = [
+    "InteractionFit",
+    "fit_interaction_law",
+    "interaction_law",
+    "ProjectionTask",
+    "make_projection_task",
+    "mrs_exponent",
+    "power_spectrum",
+    "predict_projection_test_loss",
+    "projection_test_loss",
     "MODELS",
     "BrokenPowerLawFit",
     "PowerLawFit",
