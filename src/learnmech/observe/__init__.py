@@ -30,6 +30,7 @@ from .esd import (
     spectral_density,
     spiked_null,
 )
+from .features import agop, eigenspace_overlap, matrix_correlation, psd_power
 from .gradients import NoiseScale, gradient_noise_scale
 from .hessian import (
     BlockHessian,
@@ -52,7 +53,7 @@ from .hessian import (
 )
 from .norms import snapshot, update_norms, weight_norms
 from .observer import BUILTIN_MEASURES, Observer, read_observations
-from .similarity import centered_gram, cka, kernel_alignment, ntk_drift, target_alignment
+from .similarity import centered_gram, cka, kernel_alignment, ntk_drift, target_alignment, unbiased_hsic
 
 __all__ = [
     "BUILTIN_MEASURES",
@@ -74,6 +75,11 @@ __all__ = [
     "tasks",
     "centered_gram",
     "cka",
+    "unbiased_hsic",
+    "agop",
+    "matrix_correlation",
+    "psd_power",
+    "eigenspace_overlap",
     "esd_alpha",
     "bulk_fit",
     "spiked_null",

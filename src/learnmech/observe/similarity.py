@@ -13,7 +13,7 @@ import torch
 
 from .._checks import as_array
 
-__all__ = ["centered_gram", "kernel_alignment", "target_alignment", "cka", "ntk_drift"]
+__all__ = ["centered_gram", "kernel_alignment", "target_alignment", "cka", "unbiased_hsic", "ntk_drift"]
 
 
 def centered_gram(kernel: Any, name: str = "kernel") -> np.ndarray:
@@ -48,14 +48,45 @@ def target_alignment(kernel: Any, targets: Any, *, centered: bool = True) -> flo
     return kernel_alignment(kernel, y @ y.T, centered=centered)
 
 
-def cka(x: Any, y: Any) -> float:
+def unbiased_hsic(k: Any, l: Any) -> float:
+    """Unbiased estimator of HSIC from two (n, n) kernel matrices on the same n >= 4 inputs (Song, Smola, Gretton,
+    Bedo & Borgwardt 2012, eq. 5): with K~, L~ the kernels with zeroed diagonals,
+    ``[tr(K~ L~) + 1^T K~ 1 1^T L~ 1 / ((n-1)(n-2)) - 2/(n-2) 1^T K~ L~ 1] / (n (n-3))``.
+    It equals the U-statistic average over ordered distinct index quadruples (i, j, q, r) of
+    ``k_ij l_ij + k_ij l_qr - 2 k_ij l_iq``; no centring of K, L is needed. Can be slightly negative."""
+    a = as_array(k, "k", ndim=2)
+    b = as_array(l, "l", ndim=2)
+    if a.shape[0] != a.shape[1] or a.shape != b.shape:
+        raise ValueError(f"k and l must be square kernel matrices of the same shape, got {a.shape} and {b.shape}")
+    n = a.shape[0]
+    if n < 4:
+        raise ValueError(f"unbiased HSIC needs n >= 4 inputs, got {n}")
+    a = a - np.diag(np.diag(a))
+    b = b - np.diag(np.diag(b))
+    ones_a, ones_b = a.sum(axis=0), b.sum(axis=0)
+    value = np.sum(a * b) + ones_a.sum() * ones_b.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (ones_a @ ones_b)
+    return float(value / (n * (n - 3)))
+
+
+def cka(x: Any, y: Any, *, debiased: bool = False) -> float:
     """Linear centred kernel alignment between representations x (n, p1) and y (n, p2) of the same n inputs
     (Kornblith, Norouzi, Lee & Hinton 2019, eq. 5): ||Y_c^T X_c||_F^2 / (||X_c^T X_c||_F ||Y_c^T Y_c||_F).
-    Invariant to orthogonal transforms and isotropic scaling of either; in [0, 1]."""
+    Invariant to orthogonal transforms and isotropic scaling of either; in [0, 1].
+
+    ``debiased=True``: the same ratio with each HSIC replaced by its unbiased estimator on the linear Grams
+    X X^T, Y Y^T (:func:`unbiased_hsic`; Nguyen, Raghu & Kornblith 2021, app. C), which removes the O(1/n)
+    finite-sample bias of the plain estimator (needs n >= 4; can exceed [0, 1] slightly by sampling noise)."""
     a = as_array(x, "x", ndim=2)
     b = as_array(y, "y", ndim=2)
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"x and y must have the same number of rows (inputs), got {a.shape[0]} and {b.shape[0]}")
+    if debiased:
+        ka, kb = a @ a.T, b @ b.T
+        norm2 = unbiased_hsic(ka, ka) * unbiased_hsic(kb, kb)
+        if not norm2 > 0:
+            raise ValueError("debiased cka is undefined: an unbiased self-HSIC is not positive (constant or "
+                             "too few inputs)")
+        return float(unbiased_hsic(ka, kb) / np.sqrt(norm2))
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
     # The feature-space form avoids building (n, n) Grams; it equals the centred alignment of the linear Grams.
