@@ -2,7 +2,7 @@
 (eigenlearning: Simon et al. 2021; Bordelon, Canatar & Pehlevan 2020) and teacher-student ridge regression
 (Advani & Saxe 2017; Hastie et al. 2019)."""
 
-from . import deep_linear, ridge, spectra
+from . import conservation, deep_linear, ridge, spectra
 from .eigenlearning import (
     EigenlearningPrediction,
     effective_regularization,
@@ -18,6 +18,7 @@ from .ridge import optimal_ridge, ridge_risk, simulate_ridge_risk
 from .spectra import SphereSpectrum, make_harmonic_target, sphere_kernel_spectrum, uniform_sphere
 
 __all__ = [
+    "conservation",
     "deep_linear",
     "ridge",
     "spectra",
