@@ -104,11 +104,11 @@ def run(config: dict[str, Any], seed: int) -> Result:
         Panel("Late-time sharpness in units of 2/lr", "learning rate", "mean sharpness / (2/lr)", [
             Series("prediction: 1", lrs, [1.0] * len(lrs), role="prediction",
                    lower=[1 - TOLERANCE] * len(lrs), upper=[1 + TOLERANCE] * len(lrs)),
-            Series(f"at the edge: measured (last {config['window']:.0%} of steps, +- std)",
-                   [lr_of[k] for k in at_edge], [ratios[k] for k in at_edge],
-                   yerr=[ratio_spread[k] for k in at_edge]),
-            Series("boundary: not at the edge before the window (not judged)", [lr_of[k] for k in not_at_edge],
-                   [ratios[k] for k in not_at_edge], yerr=[ratio_spread[k] for k in not_at_edge]),
+            *[Series(label, [lr_of[k] for k in keys], [ratios[k] for k in keys],
+                     yerr=[ratio_spread[k] for k in keys])
+              for label, keys in ((f"at the edge: measured (last {config['window']:.0%} of steps, +- std)", at_edge),
+                                  ("boundary: not at the edge before the window (not judged)", not_at_edge))
+              if keys],
             Series(f"control: stays at its initial value ({'rejected' if control.rejected else 'NOT rejected'})",
                    lrs, list(initial_ratio.values()), role="reference"),
         ]),

@@ -122,9 +122,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
     figure = [
         Panel("NC1: within-class variability collapse", "training step", "Tr(Sigma_W Sigma_B^+)/C", [
             Series("NC1", steps, stats["nc1"]),
-            Series("onset NC1 / 10 (the claimed drop; band: anything below)", tpt, [target] * len(tpt),
-                   role="prediction", lower=[min(stats["nc1"].min(), target) / 10] * len(tpt),
-                   upper=[target] * len(tpt)),
+            *([Series("onset NC1 / 10 (the claimed drop; band: anything below)", tpt, [target] * len(tpt),
+                      role="prediction", lower=[min(stats["nc1"].min(), target) / 10] * len(tpt),
+                      upper=[target] * len(tpt))] if tpt else []),
         ], yscale="log"),
         Panel("NC2 and NC3: towards the simplex ETF and self-duality", "training step", "statistic (-> 0)", [
             Series("NC2 equinorm (CV of class-mean norms)", steps, stats["nc2_equinorm"]),
