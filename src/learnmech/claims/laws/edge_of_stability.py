@@ -137,7 +137,8 @@ CLAIM = Claim(
     reference="Cohen et al. (2021), sec. 3",
     statement=(
         "theory says that under full-batch gradient descent the top Hessian eigenvalue rises until it reaches "
-        "2/lr and then hovers there: late-time mean sharpness / (2/lr) = 1 within 10%, at every learning rate"
+        "2/lr and then hovers there: late-time mean sharpness / (2/lr) = 1 within 10%, at every learning rate "
+        "whose sharpness reached 2/lr before the late window"
     ),
     quick={"num_classes": 5, "per_class": 100, "dim": 20, "noise": 2.0, "width": 64, "depth": 2,
            "lrs": [0.2, 0.3, 0.4], "steps": 800, "every": 40, "window": 1 / 3},
