@@ -216,11 +216,42 @@ def cases():
                                                                          b_std=0.1)), L("Identity")),
                                      L("Dense", out_dim=8, W_std=1.0, b_std=0.1), L("LayerNorm"), L("Relu"),
                                      L("Dense", out_dim=8), L("GlobalAvgPool"), L("Dense", out_dim=1)])
+    # --- more combinations: deep, large variance, LayerNorm over positions, Identity activation, b_std = 0
+    add("cnn_deep_erf_large_variance", "img",
+        [L("Conv", out_chan=8, filter_shape=(3, 3), padding="SAME", W_std=2.0, b_std=0.5)]
+        + [L("Erf"), L("Conv", out_chan=8, filter_shape=(3, 3), padding="CIRCULAR", W_std=2.5, b_std=0.5)] * 5
+        + [L("Gelu"), L("GlobalAvgPool"), L("Dense", out_dim=1, W_std=2.0)])
+    add("conv1d_layernorm_positions", "seq", [L("Conv", out_chan=8, filter_shape=(2,), W_std=1.5, b_std=0.2),
+                                              L("LayerNorm", axis=[1, 2], eps=0.1), L("Relu"),
+                                              L("AvgPool", window_shape=(3,), strides=(2,), padding="CIRCULAR"),
+                                              L("Conv", out_chan=8, filter_shape=(2,), W_std=1.1), L("Erf"),
+                                              L("Flatten"), L("Dense", out_dim=1, b_std=0.3)])
+    add("cnn_identity_activation", "img_rect", [L("Conv", out_chan=8, filter_shape=(2, 2), W_std=1.3, b_std=0.2),
+                                                L("Identity"), L("Conv", out_chan=8, filter_shape=(2, 2),
+                                                                 padding="SAME", W_std=1.2),
+                                                L("Relu"), L("GlobalAvgPool"), L("Dense", out_dim=1)])
+    add("mlp_standard_zero_bias", "vec", [L("Dense", out_dim=16, W_std=1.2, b_std=0.0, parameterization="standard"),
+                                          L("Gelu"), L("Dense", out_dim=1, W_std=1.0, b_std=0.0,
+                                                       parameterization="standard")])
+    add("attention_after_layernorm_2d", "img_rect",
+        [L("Conv", out_chan=8, filter_shape=(2, 2), padding="SAME", W_std=1.4, b_std=0.1),
+         L("LayerNorm", axis=[1, 2, 3]),
+         L("GlobalSelfAttention", n_chan_out=8, n_chan_key=4, n_chan_val=4, n_heads=3, W_key_std=2.0,
+           W_query_std=1.5, W_value_std=0.8, W_out_std=1.3, attention_mechanism="RELU"),
+         L("Gelu"), L("AvgPool", window_shape=(2, 2), strides=(1, 2), padding="SAME"), L("Flatten"),
+         L("Dense", out_dim=1, W_std=1.2, b_std=0.1)])
+    add("resnet_1d_standard", "seq", [L("Conv", out_chan=16, filter_shape=(3,), padding="SAME", W_std=1.2,
+                                        parameterization="standard"),
+                                      *residual(serial(L("Relu"), L("Conv", out_chan=16, filter_shape=(3,),
+                                                                    padding="CIRCULAR", W_std=1.3, b_std=0.1,
+                                                                    parameterization="standard"))),
+                                      L("Relu"), L("Flatten"), L("Dense", out_dim=1, parameterization="standard")])
     # symmetric (x2 = None) versions of a few
     for case in list(out):
         if case["name"] in ("mlp_Relu", "cnn_gap_SAME", "cnn_flatten_CIRCULAR", "avgpool_SAME",
                             "resnet_identity_shortcut", "conv1d_SAME", "attention_SOFTMAX", "mlp_layernorm",
-                            "cnn_standard"):
+                            "cnn_standard", "cnn_deep_erf_large_variance", "attention_after_layernorm_2d",
+                            "resnet_1d_standard"):
             out.append(dict(case, name=case["name"] + "_sym", cross=False))
     return out
 
