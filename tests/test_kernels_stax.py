@@ -240,7 +240,7 @@ def test_from_torch_example_model() -> None:
 
 def test_from_torch_gaussian_model_converges() -> None:
     # The torch model itself, its weights re-drawn Gaussian with torch's default variances (1 / (3 fan_in)):
-    # its empirical NTK tends to from_torch's kernel; the same draws as from_torch(model).module (same order).
+    # its empirical NTK tends to from_torch's kernel, including the affine LayerNorm's gain/bias terms.
     x = torch.randn(5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     errs = []
     for width in (32, 1024):
