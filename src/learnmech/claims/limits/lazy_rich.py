@@ -39,8 +39,9 @@ random-init value; its tolerance is the 99.9% quantile of that fraction for i.i.
 ``Beta(width k / 2, width (d - k) / 2)`` (chi-square ratio), minus its mean ``k/d``.
 
 Choices the theory does not fix (fixed here a priori): the smooth activation (GELU; Chizat et al.'s rate needs a
-Lipschitz Jacobian: with ReLU the NTK drift falls only like ``alpha^-1/2`` at large alpha, because a fraction
-``~ 1/alpha`` of units flip their activation pattern and their O(1) kernel contributions add with random signs);
+Lipschitz Jacobian: with ReLU a fraction ``~ 1/alpha`` of units flip their activation pattern on some input, each
+an O(1) jump of its kernel contribution, and the NTK drift is not a smooth function of alpha: tried once on quick
+seeds 0-1, it is non-monotone in alpha and the fitted exponents are -0.55 and -1.96 with standard errors ~0.4);
 the lazy grid (alpha >= sqrt(width): the first-order kernel change is suppressed by 1/sqrt(width) because it is
 linear in readout weights of random sign, so the 1/alpha term dominates the coherent 1/alpha^2 term only there;
 the rich alphas sit at or below 1/sqrt(width), Geiger et al. 2020's crossover for this parameterisation); the
