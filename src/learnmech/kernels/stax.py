@@ -589,18 +589,23 @@ def _affine_kernel(state: _State, linear: Callable[[torch.Tensor, int], torch.Te
 
 
 class _DenseModule(nn.Module):
-    """y[:, o, ...] = scale sum_i W[i, o] x[:, i, ...] + b_scale b[o] (on the channel axis, at every position)."""
+    """y[:, o, ...] = scale sum_i W[o, i] x[:, i, ...] + b_scale b[o] (on the channel axis, at every position).
+
+    The product is an ``nn.Linear`` (no bias) so that ``empirical_ntk``'s structured rule for linear layers
+    applies to it; the bias is a separate parameter because its scale differs from the weights'."""
 
     def __init__(self, fan_in: int, out_dim: int, scale: float, b_scale: float | None, gen: torch.Generator,
                  dtype: torch.dtype, w_init: float, b_init: float) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(fan_in, out_dim, generator=gen, dtype=dtype) * w_init)
+        self.linear = nn.Linear(fan_in, out_dim, bias=False, dtype=dtype)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.randn(out_dim, fan_in, generator=gen, dtype=dtype) * w_init)
         self.bias = None if b_scale is None else nn.Parameter(torch.randn(out_dim, generator=gen, dtype=dtype)
                                                               * b_init)
         self.scale, self.b_scale = scale, b_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.matmul(x.movedim(1, -1), self.weight).movedim(-1, 1) * self.scale
+        y = (self.linear(x) if x.ndim == 2 else self.linear(x.movedim(1, -1)).movedim(-1, 1)) * self.scale
         if self.bias is not None:
             y = y + (self.b_scale * self.bias).reshape(1, -1, *([1] * (x.ndim - 2)))
         return y
@@ -669,20 +674,24 @@ def _pad_input(x: torch.Tensor, windows: Sequence[_Window], name: str) -> tuple[
 
 
 class _ConvModule(nn.Module):
+    """Explicit padding, then an ``nn.Conv1d``/``nn.Conv2d`` (VALID, no bias: ``empirical_ntk``'s structured rule
+    applies to it) times ``scale``, plus ``b_scale`` b."""
+
     def __init__(self, in_chan: int, out_chan: int, windows: Sequence[_Window], scale: float, b_scale: float | None,
                  gen: torch.Generator, dtype: torch.dtype, w_init: float, b_init: float) -> None:
         super().__init__()
         filt = tuple(w.size for w in windows)
-        self.weight = nn.Parameter(torch.randn(out_chan, in_chan, *filt, generator=gen, dtype=dtype) * w_init)
+        conv = nn.Conv1d if len(windows) == 1 else nn.Conv2d
+        self.conv = conv(in_chan, out_chan, filt, stride=tuple(w.stride for w in windows), bias=False, dtype=dtype)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(out_chan, in_chan, *filt, generator=gen, dtype=dtype) * w_init)
         self.bias = None if b_scale is None else nn.Parameter(torch.randn(out_chan, generator=gen, dtype=dtype)
                                                               * b_init)
         self.windows, self.scale, self.b_scale = list(windows), scale, b_scale
-        self.strides = tuple(w.stride for w in windows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, _ = _pad_input(x, self.windows, "Conv")
-        conv = F.conv1d if len(self.windows) == 1 else F.conv2d
-        y = conv(x, self.weight, stride=self.strides) * self.scale
+        y = self.conv(x) * self.scale
         if self.bias is not None:
             y = y + (self.b_scale * self.bias).reshape(1, -1, *([1] * len(self.windows)))
         return y
