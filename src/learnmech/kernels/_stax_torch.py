@@ -81,6 +81,12 @@ def from_torch(module: nn.Module, init: str = "default") -> Layer:
     torch's uniform init has the same limit in every layer whose fan-in grows with width; at the first layer
     the pre-activations are a sum of D uniform terms, Gaussian only as D grows, so the empirical NTK of a
     default-initialised torch model converges to this kernel up to that O(1/D) non-Gaussianity of layer 1.
+
+    Example::
+
+        model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 1))
+        kern = from_torch(model).kernel_fn(x)      # x (n, 3, H, W): kern.nngp, kern.ntk (n, n)
     """
     if not isinstance(module, nn.Sequential):
         raise ValueError(f"module must be an nn.Sequential, got {type(module).__name__}")
