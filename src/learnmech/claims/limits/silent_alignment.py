@@ -217,10 +217,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
                    role="reference"),
         ]))
     return Result(
-        prediction={"t_align_over_t_drop_max": threshold, "function_error": 0.0,
-                    "t_align_over_t_drop_theory_floor": 0.0},
+        prediction={"t_align_over_t_drop_max": threshold, "function_error": 0.0, "t_drop": tdrop_theory},
         measurement={"t_align_over_t_drop": ratio, "function_error": function_error,
-                     "large_init_ratio": large["timing"]["ratio"]},
+                     "t_drop": small["timing"]["t_drop"], "large_init_ratio": large["timing"]["ratio"]},
         error=max(ratios.values()),
         tolerance=1.0,
         units="max over timing and function criteria of error / tolerance",
