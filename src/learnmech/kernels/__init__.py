@@ -15,8 +15,9 @@ from .dynamics import (
 )
 from .empirical import empirical_ntk, ensemble_outputs, mlp_network, monte_carlo_kernel_fn, ntk_vector_product
 from .lazy import asymptotic_exponent, centered_scaled, train_tracking_ntk
+from .representation import cka_width_coefficient
 
 __all__ = ["Kernel", "mlp", "empirical_ntk", "mlp_network", "ensemble_outputs", "gradient_flow", "nngp_posterior",
            "FlowPrediction", "Posterior", "train_mse_gd", "gradient_descent", "max_learning_rate",
            "ntk_vector_product", "monte_carlo_kernel_fn", "stax", "from_torch", "centered_scaled",
-           "asymptotic_exponent", "train_tracking_ntk"]
+           "asymptotic_exponent", "train_tracking_ntk", "cka_width_coefficient"]
