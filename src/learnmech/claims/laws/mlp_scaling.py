@@ -27,8 +27,9 @@ Fully trained MLPs (``mlp_seeds`` > 0, the full config): the additive Chinchilla
 sweep (:func:`learnmech.laws.experiment.train_mlps`, every layer trained) is a pre-registered comparison of two
 forms: additive vs the interaction form E + ((A/N)^(alpha/beta) + B/D)^beta (Kaplan et al. 2020, eq. 1.5;
 :func:`learnmech.laws.forms.fit_interaction_law`). Rules fixed before the run: a cell (N, D) enters only if its
-seed-mean test loss is below half the trivial loss (L < 0.5 L_trivial, L_trivial = 1, the target variance: above
-it the net is still near the constant predictor, a sample-complexity threshold neither form models); both forms
+seed geometric-mean test loss is below half the trivial loss (L < 0.5 L_trivial, L_trivial = 1 + noise^2, the loss
+of the constant predictor, the clean target having unit variance: above it the net is still near the constant
+predictor, a sample-complexity threshold neither form models); both forms
 are fitted to the seed-mean losses of all kept cells except the largest N and the largest D and predict those;
 per held-out cell d = (log error additive)^2 - (log error interaction); a form is preferred if the 95% Student-t
 interval of mean d excludes 0 on its side, else the two are "not distinguishable". This is reported as a
@@ -64,7 +65,6 @@ from learnmech.subruns import cached
 _MLP_RUN_KEYS = ("input_dim", "teacher_width", "spectrum_exponent", "noise", "widths", "data_sizes", "n_val",
                  "n_test", "steps", "lr")
 TRIVIAL_FRACTION = 0.5  # a-priori rule: keep MLP cells with L < 0.5 L_trivial
-L_TRIVIAL = 1.0  # the teacher's target variance: the loss of the constant (zero) predictor
 
 
 def _random_feature_grid(config: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,7 +133,8 @@ def _mlp_comparison(config: dict[str, Any], seed: int) -> tuple[dict[str, Any], 
     parameters = np.array([mlp_parameter_count(w, config["input_dim"]) for w in widths], dtype=float)
     mean = np.exp(np.log(losses).mean(axis=0))
     N, D = np.meshgrid(parameters, np.array(sizes, dtype=float), indexing="ij")
-    kept = mean < TRIVIAL_FRACTION * L_TRIVIAL
+    trivial = 1.0 + float(config["noise"]) ** 2  # the constant predictor's loss: unit clean variance + noise
+    kept = mean < TRIVIAL_FRACTION * trivial
     held_out = kept & ((N == parameters.max()) | (D == max(sizes)))
     fitted = kept & ~held_out
     if fitted.sum() <= 5 or held_out.sum() < 2:  # 5 parameters per form: nothing to compare
@@ -150,7 +151,7 @@ def _mlp_comparison(config: dict[str, Any], seed: int) -> tuple[dict[str, Any], 
     preferred = ("interaction" if d.mean() - half > 0 else "additive" if d.mean() + half < 0
                  else "not distinguishable")
     comparison = {
-        "rule": "keep cells with seed-mean L < 0.5 L_trivial; fit all kept but the largest N and D; "
+        "rule": "keep cells with seed geometric-mean L < 0.5 (1 + noise^2); fit all kept but the largest N and D; "
                 "d = err_additive^2 - err_interaction^2 on held-out cells, 95% t interval",
         "n_seeds": len(seeds), "n_kept": int(kept.sum()), "n_fitted": int(fitted.sum()),
         "n_held_out": int(held_out.sum()),
