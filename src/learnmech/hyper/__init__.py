@@ -8,6 +8,7 @@ width x learning-rate sweep and its drift with width.
 """
 
 from .batched import gd_lr_grid
+from .central_flow import CentralFlow, central_flow, central_flow_velocity, eigenvalue_gradient, top_eigenpairs
 from .coord import CoordCheck, coord_check, log_slope
 from .models import MHATransformer, SelfAttention, TinyTransformer, cnn, mlp
 from .parametrize import (
@@ -41,6 +42,7 @@ __all__ = [
     "vector_rule", "attention_scale", "coord_check", "CoordCheck", "log_slope", "mlp", "cnn", "TinyTransformer",
     "MHATransformer", "SelfAttention", "TrainRun", "train", "half_mse", "synthetic_regression", "single_threaded",
     "gd_lr_grid",
+    "CentralFlow", "central_flow", "central_flow_velocity", "eigenvalue_gradient", "top_eigenpairs",
     "Bracket", "WidthExtrapolation", "extrapolate_width",
     "lr_boundary", "spiked", "diverged", "blew_up", "LRSweep", "Drift", "lr_sweep", "optimal_log2_lr",
     "optimum_drift", "freeze", "RatioInterval", "ratio_interval", "uv_catapult",
