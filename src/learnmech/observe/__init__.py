@@ -31,6 +31,7 @@ from .esd import (
     spiked_null,
 )
 from .features import agop, eigenspace_overlap, matrix_correlation, psd_power
+from .fourier import FourierNull, fourier_null, fourier_power, top_k_fraction
 from .gradients import NoiseScale, gradient_noise_scale
 from .hessian import (
     BlockHessian,
@@ -80,6 +81,10 @@ __all__ = [
     "matrix_correlation",
     "psd_power",
     "eigenspace_overlap",
+    "FourierNull",
+    "fourier_null",
+    "fourier_power",
+    "top_k_fraction",
     "esd_alpha",
     "bulk_fit",
     "spiked_null",
