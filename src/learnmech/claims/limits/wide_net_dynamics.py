@@ -25,7 +25,7 @@ trained and the same deviation measured; the log-log slope of deviation vs width
 rival slope 0 is judged against the slope's ``confidence`` t-interval half-width. (Theory: O(n^-1/2), slope -1/2,
 reported as a metric.)
 (2) ``nngp-flow``: the rival "GD on all layers follows the gradient flow of the NNGP kernel" (as if only the readout
-were trained: a random-features model, Lee et al. 2019, Sec. 2.3), started from the same f_0 with the same lr,
+were trained: the random-features limit, Lee et al. 2019), started from the same f_0 with the same lr,
 judged with the claim's own metric and tolerance.
 
 Changes (issue 12): the single-width comparison could not fail for lack of a rival; the two controls above are new,
