@@ -67,13 +67,13 @@ def run(config: dict, seed: int) -> Result:
     runs = {}
     jobs = [("balanced", seed)] + [("random", seed * 1000 + r) for r in range(nets)]
     for k, (init, run_seed) in enumerate(jobs):
-        step(k, len(jobs), f"training a {init}-init network")
+        step(k + 1, len(jobs) + 1, f"training a {init}-init network")
         try:
             runs[(init, run_seed)] = deep_linear.simulate(s, t_max, lr, a0=a0, init=init, hidden=int(config["hidden"]),
                                                           seed=run_seed)
         except FloatingPointError as exc:
             raise Diverged(getattr(exc, "step", 0), str(exc)) from exc
-    step(len(jobs), len(jobs), "comparing with the closed form")
+    step(len(jobs) + 1, len(jobs) + 1, "comparing with the closed form")
 
     def normalised_error(run: deep_linear.DeepLinearRun) -> np.ndarray:
         return np.max(np.abs(run.strengths - deep_linear.mode_strength(run.times, s, a0)), axis=0) / s
