@@ -2,7 +2,7 @@
 (eigenlearning: Simon et al. 2021; Bordelon, Canatar & Pehlevan 2020) and teacher-student ridge regression
 (Advani & Saxe 2017; Hastie et al. 2019)."""
 
-from . import conservation, deep_linear, ridge, spectra
+from . import conservation, deep_linear, ridge, saddle, spectra
 from .eigenlearning import (
     EigenlearningPrediction,
     effective_regularization,
@@ -21,6 +21,7 @@ __all__ = [
     "conservation",
     "deep_linear",
     "ridge",
+    "saddle",
     "spectra",
     "EigenlearningPrediction",
     "eigenlearning",
