@@ -1074,13 +1074,17 @@ def Gelu(approximate: bool = False) -> Layer:  # noqa: N802
 
 
 def Tanh() -> Layer:  # noqa: N802
-    """tanh, by the graded Gauss-Legendre quadrature of ``kernels.mlp`` (~1e-10 relative at any variance)."""
+    """tanh, by the graded Gauss-Legendre quadrature of ``kernels.mlp`` (~1e-10 relative at any variance).
+
+    Cost: that quadrature takes ~0.3 ms per covariance entry on an idle core (more under load), fine for MLPs and
+    small inputs but slow for the n^2 S^2 entries of a conv net with pooling; prefer Erf/Gelu/Relu there."""
     return _activation("Tanh()", DualMap("tanh"), torch.tanh)
 
 
 def Elementwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Layer:  # noqa: N802
     """Any elementwise activation (torch function for ``module``; torch or numpy for ``kernel_fn``), its kernels
-    by 2-D quadrature (neural-tangents' ``ElementwiseNumerical``, but accurate to ~1e-10 at any variance)."""
+    by 2-D quadrature (neural-tangents' ``ElementwiseNumerical``, but accurate to ~1e-10 at any variance; cost as
+    :func:`Tanh`)."""
     if not callable(fn):
         raise ValueError(f"fn must be an elementwise callable, got {fn!r}")
     return _activation(f"Elementwise({getattr(fn, '__name__', fn)!s})", DualMap(fn), fn)
