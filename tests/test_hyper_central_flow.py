@@ -78,7 +78,7 @@ def test_central_flow_closed_form_toy() -> None:
     assert np.allclose(flow.sigma2[on_edge, 0], 2 * c, atol=1e-9)
     assert np.allclose(flow.central_loss[on_edge], -c * y[on_edge] + 0.5 * z[on_edge] ** 2 + 0.5 * 2 * c * 2 / lr,
                        atol=1e-9)
-    # Continuous-time velocity on the edge: sigma^2 = 2 <-grad L, grad S> / ||grad S||^2 (Cohen et al. eq. 7).
+    # Continuous-time velocity on the edge: sigma^2 = 2 <-grad L, grad S> / ||grad S||^2 (Cohen et al. 2024, sec. 3).
     out = central_flow_velocity(_toy(s0, c), torch.tensor([0.0, 19.0, 0.0], dtype=torch.float64), lr)
     assert math.isclose(float(out["sigma2"][0]), 2 * c, rel_tol=1e-9)
     assert float(out["velocity"].abs().max()) < 1e-9

@@ -5,24 +5,26 @@ Full-batch GD with learning rate ``lr`` on a loss whose sharpness ``S(w)`` (top 
 derivative, pushes the sharpness back (self-stabilisation, Damian, Nichani & Lee 2023). Cohen et al. (2024,
 "Understanding optimization in deep learning with central flows", sec. 3) model the *time-averaged* iterate as
 
-    dw/dt = -lr [ grad L(w) + 1/2 sigma^2(t) grad S(w) ]                         (their eq. 6, t in GD steps)
+    dw/dt = -lr [ grad L(w) + 1/2 sigma^2(t) grad S(w) ]            (t in GD steps)
 
 where ``sigma^2 >= 0`` is the variance of the oscillation along ``u`` (``w_t = w(t) + x_t u``, ``E x_t^2 =
 sigma^2``), fixed by the constraint that ``S(w) <= 2/lr`` holds with complementarity (``sigma^2 = 0`` while
-``S < 2/lr``; on the edge, ``dS/dt = 0`` gives ``sigma^2 = 2 <-grad L, grad S> / ||grad S||^2``, clipped at 0: their
-eq. 7). Equivalently the flow is gradient flow projected onto the stable set ``{S <= 2/lr}``. The GD loss, averaged
-over the oscillation, is predicted as ``L(w) + 1/2 sigma^2 S(w) = L(w) + sigma^2 / lr`` on the edge (their eq. 8).
-With ``k`` eigenvalues at the edge ``sigma^2`` becomes a PSD matrix in the top eigenspace (their sec. 3.3); this
+``S < 2/lr``; on the edge, ``dS/dt = 0`` gives ``sigma^2 = 2 <-grad L, grad S> / ||grad S||^2``, clipped at 0).
+Equivalently the flow is gradient flow projected onto the stable set ``{S <= 2/lr}``. The GD loss, averaged over
+the oscillation, is predicted as ``L(w) + 1/2 sigma^2 S(w) = L(w) + sigma^2 / lr`` on the edge. With ``k``
+eigenvalues at the edge ``sigma^2`` becomes a PSD matrix in the top eigenspace (the paper's multi-eigenvalue flow,
+a semidefinite complementarity problem); this
 module keeps its diagonal (one variance per eigenvector, the constraint a non-negative least-squares problem),
 which is exact when the top eigenvalues are separated and ``k = 1`` is the default.
 
 The integrator (:func:`central_flow`) is forward Euler with step ``dt`` (in GD steps) on that velocity, with the
 constraint imposed on the *linearised next sharpness* so that the discrete iterate lands on ``S = 2/lr`` instead of
 drifting off it: ``S_i + <grad S_i, dw> <= 2/lr`` for each tracked eigenvalue, ``sigma_i^2 >= 0``, complementarity
-(an LCP solved as a bound-constrained QP by NNLS). Curvature comes from Hessian-vector products by double
-backward (:func:`hvp`), the top eigenpairs from Lanczos (:func:`top_eigenpairs`), and the eigenvalue gradient
-from the third derivative ``grad_w (u^T H(w) u)`` at fixed ``u`` (:func:`eigenvalue_gradient`; Hellmann-Feynman for
-a simple eigenvalue).
+(an LCP solved as a bound-constrained QP by NNLS): the discretisation of the authors' reference implementation
+(linearised next-step constraint, four substeps per GD step by default). Curvature comes from Hessian-vector
+products by double backward (:func:`hvp`), the top eigenpairs from Lanczos (:func:`top_eigenpairs`), and the
+eigenvalue gradient from the third derivative ``grad_w (u^T H(w) u)`` at fixed ``u`` (:func:`eigenvalue_gradient`;
+Hellmann-Feynman for a simple eigenvalue).
 
 Everything works on a *flat* parameter vector ``w`` (:func:`flat_loss` turns a module, loss and batch into one)
 and follows the device and dtype of ``w``.
@@ -259,7 +261,7 @@ def _sigma2(sharp: torch.Tensor, grads_s: torch.Tensor, grad: torch.Tensor, lr: 
 def central_flow_velocity(loss: LossFn, w: torch.Tensor, lr: float, k: int = 1, dt: float = 0.0,
                           start: torch.Tensor | None = None, iterations: int = 30, method: str = "auto"
                           ) -> dict[str, torch.Tensor]:
-    """Velocity of the GD central flow at ``w`` (Cohen et al. 2024, eq. 6-7).
+    """Velocity of the GD central flow at ``w`` (Cohen et al. 2024, sec. 3).
 
     Parameters
     ----------
@@ -286,7 +288,7 @@ def central_flow_velocity(loss: LossFn, w: torch.Tensor, lr: float, k: int = 1, 
     dict
         ``velocity`` (P,), ``grad`` (P,) the loss gradient, ``sigma2`` (k,), ``sharpness`` (k,) the top
         eigenvalues, ``eigenvectors`` (k, P), ``loss`` () and ``central_loss`` () = ``L + 1/2 sum sigma_i^2 S_i``,
-        the predicted time-averaged GD loss (their eq. 8).
+        the predicted time-averaged GD loss (sec. 3).
     """
     if not (lr > 0):
         raise ValueError(f"lr must be > 0, got {lr}")
@@ -303,7 +305,7 @@ def central_flow_velocity(loss: LossFn, w: torch.Tensor, lr: float, k: int = 1, 
         sigma2 = torch.zeros_like(sharp)
         if bool(active.any()):
             sub = grads_s[active]
-            # Continuous complementarity on the active set: A s = -2 G g (dS/dt = 0), s >= 0 (eq. 7).
+            # Continuous complementarity on the active set: A s = -2 G g (dS/dt = 0), s >= 0 (sec. 3).
             gram = (sub @ sub.T).detach().cpu().double().numpy()
             rhs = (-2.0 * sub @ grad).detach().cpu().double().numpy()
             gram = gram + 1e-12 * np.trace(gram) / len(gram) * np.eye(len(gram))
@@ -349,7 +351,7 @@ class CentralFlow:
 def central_flow(loss: LossFn, w0: torch.Tensor, lr: float, steps: float, dt: float = 0.25, k: int = 1,
                  record_every: int = 1, iterations: int = 30, stabilize: bool = True,
                  method: str = "auto") -> CentralFlow:
-    """Integrate the GD central flow from ``w0`` for ``steps`` GD steps (Cohen et al. 2024, eq. 6-7).
+    """Integrate the GD central flow from ``w0`` for ``steps`` GD steps (Cohen et al. 2024, sec. 3).
 
     Parameters
     ----------
