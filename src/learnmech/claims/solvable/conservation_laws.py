@@ -189,7 +189,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
                          "ratio": rel / float(c), "identity_error": identity})
         lrs = np.array([r["lr"] for r in rows])
         drifts = np.array([r["drift"] for r in rows])
+        steps_arr = np.array([r["steps"] for r in rows], dtype=float)
         out[name] = {"lambda_max": lam, "t": t_end, "rows": rows, "slope": _slope(lrs, drifts),
+                     "per_step_slope": _slope(lrs, drifts / steps_arr),
                      "loss_drop": float(flow.losses[-1] / flow.losses[0]), "integral_norm": float(integral.norm())}
 
     # Weight decay on the linear net: D(t) = exp(-2 lambda t) D(0) + first-order GD terms.
