@@ -7,6 +7,23 @@ coordinate check of Yang et al. (2022). :func:`lr_boundary` measures stability c
 width x learning-rate sweep and its drift with width.
 """
 
+from .batch import (
+    TRADEOFF_RULES,
+    CurveDistance,
+    LinearRegressionTask,
+    NoiseScales,
+    ScaledHyper,
+    TradeoffFit,
+    critical_batch_from_run,
+    curve_distance,
+    fit_tradeoff,
+    linear_scaling_rule,
+    noise_scales,
+    parabolic_minimum,
+    sqrt_scaling_rule,
+    steps_to_target,
+    train_linear,
+)
 from .batched import gd_lr_grid
 from .central_flow import CentralFlow, central_flow, central_flow_velocity, eigenvalue_gradient, top_eigenpairs
 from .coord import CoordCheck, coord_check, log_slope
@@ -46,4 +63,8 @@ __all__ = [
     "Bracket", "WidthExtrapolation", "extrapolate_width",
     "lr_boundary", "spiked", "diverged", "blew_up", "LRSweep", "Drift", "lr_sweep", "optimal_log2_lr",
     "optimum_drift", "freeze", "RatioInterval", "ratio_interval", "uv_catapult",
+    "NoiseScales", "noise_scales", "steps_to_target", "parabolic_minimum", "TradeoffFit", "fit_tradeoff",
+    "TRADEOFF_RULES",
+    "critical_batch_from_run", "ScaledHyper", "linear_scaling_rule", "sqrt_scaling_rule", "CurveDistance",
+    "curve_distance", "LinearRegressionTask", "train_linear",
 ]
