@@ -89,9 +89,14 @@ def cka(x: Any, y: Any, *, debiased: bool = False) -> float:
         return float(unbiased_hsic(ka, kb) / np.sqrt(norm2))
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
-    # The feature-space form avoids building (n, n) Grams; it equals the centred alignment of the linear Grams.
-    cross = np.linalg.norm(b.T @ a) ** 2
-    norm = np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)
+    if a.shape[0] < min(a.shape[1], b.shape[1]):
+        # Wide representations (p > n): the (n, n) Gram form is cheaper; ||B^T A||_F^2 = <A A^T, B B^T>_F.
+        ga, gb = a @ a.T, b @ b.T
+        cross, norm = float(np.sum(ga * gb)), np.linalg.norm(ga) * np.linalg.norm(gb)
+    else:
+        # The feature-space form avoids building (n, n) Grams; it equals the centred alignment of the linear Grams.
+        cross = np.linalg.norm(b.T @ a) ** 2
+        norm = np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)
     if norm == 0:
         raise ValueError("cka is undefined when a representation is constant across inputs")
     return float(cross / norm)
