@@ -1,23 +1,23 @@
 """Symmetry-induced conservation laws of gradient flow and their drift under gradient descent.
 
-Du, Hu & Lee (2018, "Algorithmic regularization in learning deep homogeneous models", Thm. 2.1 and 2.3) and
-Kunin et al. (2021, "Neural mechanics", sec. 3-5): a continuous symmetry of the loss gives a conserved quantity of
+Du, Hu & Lee (2018, "Algorithmic regularization in learning deep homogeneous models", sec. 2) and
+Kunin et al. (2021, "Neural mechanics", sec. 4-5): a continuous symmetry of the loss gives a conserved quantity of
 gradient flow (Noether). Three symmetries and their quantities, all *quadratic forms* ``Q`` of the parameters:
 
 * rescaling between consecutive linear layers, ``W_l -> A W_l``, ``W_{l+1} -> W_{l+1} A^{-1}`` (deep linear net,
   Arora et al. 2018): the layer imbalance ``D_l = W_{l+1}^T W_{l+1} - W_l W_l^T`` (:func:`layer_imbalance`);
 * per-neuron rescaling of a positively homogeneous activation (ReLU), ``(w_in_j, b_j) -> c (w_in_j, b_j)``,
   ``w_out_j -> w_out_j / c``: the neuron balance ``||w_in_j||^2 + b_j^2 - ||w_out_j||^2``
-  (:func:`neuron_balance`; Du et al. 2018 Thm. 2.1);
+  (:func:`neuron_balance`; Du et al. 2018, Thm. 2.1);
 * scale invariance ``L(c w) = L(w)`` (a weight followed by a normalisation): ``||w||^2`` (Kunin et al. 2021,
-  eq. 7 with the scale symmetry).
+  sec. 4, scale symmetry).
 
 In each case the symmetry makes the bilinear cross term vanish, ``B(w, grad L(w)) = 0`` (for the rescaling
 symmetries, ``W_{l+1}^T G_{l+1} = G_l W_l^T``; for scale invariance ``w . grad L = 0``), so ``dQ/dt = -2 B(w, grad
 L) = 0`` under gradient flow, while one gradient-descent step ``w' = w - lr G`` changes the quadratic form by
 *exactly*
 
-    Q(w') - Q(w) = lr^2 Q(G)                                                   (Kunin et al. 2021, eq. 11-12)
+    Q(w') - Q(w) = lr^2 Q(G)                  (expanding the quadratic form; cf. Kunin et al. 2021, sec. 5)
 
 (:func:`gd_step_drift`). Over a fixed training time ``t = k lr`` the steps add up to the leading-order drift
 ``lr * int_0^t Q(G(s)) ds`` along the gradient-flow trajectory (:func:`predicted_gd_drift`): O(lr^2) per step,
@@ -54,7 +54,7 @@ def _check_matrix(name: str, value: torch.Tensor) -> None:
 
 
 def layer_imbalance(weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Imbalance of consecutive layers, ``D_l = W_{l+1}^T W_{l+1} - W_l W_l^T`` (Du, Hu & Lee 2018, Thm. 2.3).
+    """Imbalance of consecutive layers, ``D_l = W_{l+1}^T W_{l+1} - W_l W_l^T`` (Du, Hu & Lee 2018, sec. 2).
 
     Parameters
     ----------
@@ -117,7 +117,7 @@ def gd_step_drift(quantity: Callable[..., torch.Tensor | list[torch.Tensor]], gr
     """Exact change of a symmetry's quadratic conserved quantity in one GD step: ``lr^2 Q(G)``.
 
     For a quadratic form ``Q`` with ``Q(w - lr G) = Q(w) - 2 lr B(w, G) + lr^2 Q(G)`` and the symmetry's identity
-    ``B(w, grad L(w)) = 0`` (Kunin et al. 2021, eq. 11-12), the first-order term vanishes and the step changes
+    ``B(w, grad L(w)) = 0`` (Kunin et al. 2021, sec. 4), the first-order term vanishes and the step changes
     ``Q`` by ``lr^2 Q(G)`` exactly (no weight decay).
 
     Parameters

@@ -1,12 +1,12 @@
 """conservation-laws: symmetry-induced conserved quantities of gradient flow and their O(lr) drift under GD.
 
-Theory (Du, Hu & Lee 2018, Thm. 2.1 and 2.3; Kunin et al. 2021 "Neural mechanics", sec. 3-5, eq. 11-12;
+Theory (Du, Hu & Lee 2018, sec. 2, Thm. 2.1; Kunin et al. 2021 "Neural mechanics", sec. 4-5;
 :mod:`learnmech.solvable.conservation`): a rescaling symmetry makes a quadratic form ``Q`` of the weights a conserved
 quantity of gradient flow, and one GD step changes it by exactly ``lr^2 Q(G)`` (``G`` the gradient), so after a
 training time ``t = steps * lr`` GD has drifted by ``lr int_0^t Q(G(s)) ds`` to leading order: **O(lr^2) per step,
 O(lr) at fixed time** (log-log slope 1 in ``lr`` at fixed ``t``, slope 2 per step). Quantities tested:
 
-* ``linear``: layer imbalances ``W_{l+1}^T W_{l+1} - W_l W_l^T`` of a three-layer linear net (Du et al. Thm. 2.3);
+* ``linear``: layer imbalances ``W_{l+1}^T W_{l+1} - W_l W_l^T`` of a three-layer linear net (Du et al. sec. 2);
 * ``relu``: per-neuron balance ``||w_in_j||^2 + b_j^2 - a_j^2`` of a two-layer ReLU net (Du et al. Thm. 2.1);
 * ``scale-invariant``: ``||v_j||^2`` of hidden rows used only through ``v_j / ||v_j||`` (weight normalisation):
   each GD step *adds* ``lr^2 ||g_j||^2`` (Kunin et al. 2021, sec. 4: scale-invariant weights' norm grows);
@@ -294,7 +294,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
 CLAIM = Claim(
     name="conservation-laws",
     strand="solvable",
-    reference="Du, Hu & Lee (2018), Thm. 2.1, 2.3; Kunin et al. (2021), sec. 3-5, eq. 11-12",
+    reference="Du, Hu & Lee (2018), sec. 2, Thm. 2.1; Kunin et al. (2021), sec. 4-5",
     statement="theory says that layer imbalances (linear nets), per-neuron balances (ReLU) and the norms of "
     "scale-invariant weights are conserved by gradient flow and drift under GD by lr^2 Q(G) per step, i.e. "
     "lr int Q(G) ds at fixed time (slope 1 in lr), and decay as exp(-2 lambda t) with weight decay; a tanh net's "
