@@ -41,6 +41,7 @@ __all__ = [
     "diagonal_saddles",
     "jump_times",
     "dormant_magnitude",
+    "activation_rates",
     "simulate_diagonal",
     "crossing_times",
     "sequential_windows",
@@ -175,6 +176,23 @@ def dormant_magnitude(path: SaddlePath, alpha: float) -> np.ndarray:
     if a >= 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     return a ** (2.0 * (1.0 - np.abs(path.s)))
+
+
+def activation_rates(path: SaddlePath, x: object, y: object) -> np.ndarray:
+    """Initial exponential growth rate ``4 |g_j|`` of the coordinate ``j`` that activates at each jump.
+
+    Between jumps the gradient ``g = grad L(beta^{k-1})`` is constant, and ``u_j^2 ~ |beta_j|`` of the escaping
+    coordinate grows like ``exp(4 |g_j| t)`` (``du/dt = -2 u g``) until it saturates at the next saddle, a
+    logistic-like rise that takes about ``log(81) / (4 |g_j|)`` from 10% to 90% of its level. x: ``(n, d)``;
+    y: ``(n,)`` (the data the path was computed from). Returns ``(K,)`` in 1 / (gradient-flow time).
+    """
+    X, Y = _check_xy(x, y)
+    n = X.shape[0]
+    if X.shape[1] != path.saddles.shape[1]:
+        raise ValueError(f"x must have {path.saddles.shape[1]} columns (the path's dimension), got {X.shape[1]}")
+    H, b = X.T @ X / n, X.T @ Y / n
+    return np.array([4.0 * abs(float((H @ path.saddles[k - 1] - b)[j]))
+                     for k, j in enumerate(path.entering.tolist(), start=1)])
 
 
 @dataclass
