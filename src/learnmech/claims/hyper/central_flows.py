@@ -39,8 +39,12 @@ catapult, compared with GD's centre at the end of the judged window (``boundary_
 
 Choices the theory does not fix (fixed a priori): ``ratio`` (EoS at 2.5x the initial sharpness), ``warmup`` steps
 after the entry, ``steps/10`` to skip, block length, Euler step ``dt`` (halving it, 0.5 -> 0.25, changes the judged
-ratios by <= 0.003 on seeds 0 and 5), ``k = 1`` tracked eigenvalue (the top two eigenvalues are 8-15% apart
-at the edge here; the flow with several eigenvalues at the edge is implemented but not judged).
+ratios by <= 0.04: quick seeds 0 and 5, full seed 0), ``k = 1`` tracked eigenvalue (the top two eigenvalues are
+8-15% apart at the edge here; the flow with several eigenvalues at the edge is implemented but not judged).
+
+Boundary finding (full, seeds 0-2): the flow from the initialization misses GD's centre at the end by 17-31 sigma
+(20-34% of the distance travelled) and its loss by up to 7%: in this float64 setting GD's entry into the edge is a
+catapult that the flow does not model, which is why the judged run starts after it.
 """
 
 from __future__ import annotations
@@ -262,7 +266,7 @@ CLAIM = Claim(
     quick={"n_train": 256, "in_dim": 8, "hidden": 8, "ratio": 2.5, "warmup": 150, "steps": 150, "dt": 0.5,
            "block": 50, "lanczos": 6, "max_steps": 2000,
            "boundary_from_init": False},
-    full={"n_train": 256, "in_dim": 8, "hidden": 8, "ratio": 2.5, "warmup": 150, "steps": 500, "dt": 0.25,
+    full={"n_train": 256, "in_dim": 8, "hidden": 8, "ratio": 2.5, "warmup": 150, "steps": 500, "dt": 0.5,
           "block": 100, "lanczos": 8, "max_steps": 3000,
           "boundary_from_init": True},
     run=run,
