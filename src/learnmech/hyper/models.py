@@ -168,3 +168,51 @@ class MHATransformer(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.readout(self.ln_f(x))
+
+
+class ResMLP(nn.Module):
+    """A residual MLP ``h_0 = W_in x``, ``h_{l+1} = h_l + W_l phi(h_l)`` (``l < depth``), ``f = W_out h_L``.
+
+    Each residual branch ``blocks.l`` is ``Sequential(phi, Linear(width, width))``: one hidden weight per block, the
+    block depth 1 of Tensor Programs VI (Yang, Yu, Zhu & Hayou 2023), for which Depth-muP's ``1/sqrt(L)`` branch
+    multiplier gives a well-defined infinite-depth limit. The multiplier is not built in: pass ``depth=(L, base_L)``
+    and ``branches=model.branches`` to :func:`~learnmech.hyper.parametrize` (a forward hook on each branch), so the
+    same builder gives the standard residual net (multiplier 1) and the Depth-muP one.
+    Input ``(batch, in_dim)`` -> output ``(batch, out_dim)``.
+    """
+
+    def __init__(self, in_dim: int, width: int, depth: int, out_dim: int = 1, activation: str = "relu") -> None:
+        super().__init__()
+        in_dim, width = positive_int(in_dim, "in_dim"), positive_int(width, "width")
+        depth, out_dim = positive_int(depth, "depth"), positive_int(out_dim, "out_dim")
+        act = ACTIVATIONS[one_of(activation, "activation", ACTIVATIONS)]
+        # Registration order matters: parametrize(base_width=) takes the first Linear as the input layer and the
+        # last one as the readout.
+        self.input = nn.Linear(in_dim, width)
+        self.blocks = nn.ModuleList([nn.Sequential(act(), nn.Linear(width, width)) for _ in range(depth)])
+        self.readout = nn.Linear(width, out_dim)
+
+    @property
+    def branches(self) -> list[str]:
+        """Names of the residual-branch modules (``["blocks.0", ...]``), for ``parametrize(branches=...)``."""
+        return [f"blocks.{i}" for i in range(len(self.blocks))]
+
+    def residual_stream(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The residual stream ``[h_0, ..., h_L]``, each ``(batch, width)`` (branch multipliers included)."""
+        h = self.input(x)
+        stream = [h]
+        for block in self.blocks:
+            h = h + block(h)
+            stream.append(h)
+        return stream
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.input(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.readout(h)
+
+
+def resmlp(in_dim: int, width: int, depth: int, out_dim: int = 1, activation: str = "relu") -> ResMLP:
+    """Build a :class:`ResMLP` with ``depth`` residual blocks of width ``width``."""
+    return ResMLP(in_dim, width, depth, out_dim, activation)

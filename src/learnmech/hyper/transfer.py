@@ -8,8 +8,9 @@ the optimal learning rate shrink ~ 1/width: a drift of about -1 in log2(lr) per 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,12 +78,16 @@ def lr_sweep(
     gain: float = 1.0,
     average_last: int = 10,
     on_width: Callable[[int], None] | None = None,
+    parametrize_kwargs: Callable[[int], Mapping[str, Any]] | None = None,
 ) -> LRSweep:
     """Full-batch SGD from ``model_factory(width)`` parametrized with ``scheme`` for every (seed, width, lr).
 
     log2_lrs: the base learning rates' log2 (each layer gets ``lr * its SGD multiplier``); x ``(n, d)``, y
     ``(n, out)``; the loss of a run is the mean of its last ``average_last`` full-batch losses (smooths GD's
     period-2 oscillations near the stability edge). on_width: called with each width's index when it is done.
+    parametrize_kwargs: extra keyword arguments for :func:`parametrize` at each swept size, e.g. Depth-muP's
+    ``lambda L: {"depth": (L, 1), "branches": ...}`` when ``model_factory`` builds by depth: the swept "widths"
+    are then depths, and :func:`optimum_drift` gives the drift per doubling of depth.
     """
     scheme = one_of(scheme, "scheme", SCHEMES)
     width_list = [positive_int(w, "widths") for w in widths]
@@ -97,7 +102,8 @@ def lr_sweep(
         models, mults = [], None
         for seed in seeds:
             model = model_factory(width)
-            mults = parametrize(model, scheme, base_width, seed=int(seed), gain=gain).lr_multipliers("sgd")
+            extra = dict(parametrize_kwargs(width)) if parametrize_kwargs is not None else {}
+            mults = parametrize(model, scheme, base_width, seed=int(seed), gain=gain, **extra).lr_multipliers("sgd")
             models.append(model)
         curve = gd_lr_grid(models, 2.0**grid, x, y, steps, lr_mult=mults)  # (seeds, lrs, steps + 1)
         curves.append(curve)
