@@ -27,7 +27,8 @@ from .batch import (
 from .batched import gd_lr_grid
 from .central_flow import CentralFlow, central_flow, central_flow_velocity, eigenvalue_gradient, top_eigenpairs
 from .coord import CoordCheck, coord_check, log_slope
-from .models import MHATransformer, SelfAttention, TinyTransformer, cnn, mlp
+from .depth import residual_variance_ratio
+from .models import MHATransformer, ResMLP, SelfAttention, TinyTransformer, cnn, mlp, resmlp
 from .parametrize import (
     OPTIMIZERS,
     SCHEMES,
@@ -57,6 +58,7 @@ from .transfer import Drift, LRSweep, lr_sweep, optimal_log2_lr, optimum_drift
 __all__ = [
     "SCHEMES", "OPTIMIZERS", "Parametrization", "ParamRule", "parametrize", "parameter_rules", "weight_rule",
     "vector_rule", "attention_scale", "coord_check", "CoordCheck", "log_slope", "mlp", "cnn", "TinyTransformer",
+    "resmlp", "ResMLP", "residual_variance_ratio",
     "MHATransformer", "SelfAttention", "TrainRun", "train", "half_mse", "synthetic_regression", "single_threaded",
     "gd_lr_grid",
     "CentralFlow", "central_flow", "central_flow_velocity", "eigenvalue_gradient", "top_eigenpairs",
