@@ -246,12 +246,17 @@ def cases():
                                                                     padding="CIRCULAR", W_std=1.3, b_std=0.1,
                                                                     parameterization="standard"))),
                                       L("Relu"), L("Flatten"), L("Dense", out_dim=1, parameterization="standard")])
+    add("attention_sqrt_scaling_identity", "seq", [L("Conv", out_chan=8, filter_shape=(2,), W_std=1.2, b_std=0.1),
+                                                   L("GlobalSelfAttention", n_chan_out=8, n_chan_key=8, n_chan_val=8,
+                                                     n_heads=2, linear_scaling=False, W_key_std=0.7, W_query_std=0.5,
+                                                     W_out_std=0.9, b_std=0.2, attention_mechanism="IDENTITY"),
+                                                   L("Relu"), L("GlobalAvgPool"), L("Dense", out_dim=1)])
     # symmetric (x2 = None) versions of a few
     for case in list(out):
         if case["name"] in ("mlp_Relu", "cnn_gap_SAME", "cnn_flatten_CIRCULAR", "avgpool_SAME",
                             "resnet_identity_shortcut", "conv1d_SAME", "attention_SOFTMAX", "mlp_layernorm",
                             "cnn_standard", "cnn_deep_erf_large_variance", "attention_after_layernorm_2d",
-                            "resnet_1d_standard"):
+                            "resnet_1d_standard", "attention_sqrt_scaling_identity"):
             out.append(dict(case, name=case["name"] + "_sym", cross=False))
     return out
 

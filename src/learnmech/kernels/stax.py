@@ -1104,12 +1104,17 @@ class _AttentionModule(nn.Module):
     dot products scaled by 1 / (C_in n_chan_key)), channels-first."""
 
     def __init__(self, c_in: int, n_chan_out: int, n_chan_key: int, n_chan_val: int, n_heads: int, qk_std: float,
-                 ov_std: float, b_std: float | None, mechanism: str, gen: torch.Generator, dtype: torch.dtype) -> None:
+                 ov_std: float, b_std: float | None, mechanism: str, gen: torch.Generator, dtype: torch.dtype,
+                 linear_scaling: bool = True) -> None:
         super().__init__()
+        self.linear_scaling = linear_scaling
         self.key = nn.Parameter(torch.randn(n_heads, c_in, n_chan_key, generator=gen, dtype=dtype))
         self.value = nn.Parameter(torch.randn(n_heads, c_in, n_chan_val, generator=gen, dtype=dtype))
         self.out = nn.Parameter(torch.randn(n_chan_val * n_heads, n_chan_out, generator=gen, dtype=dtype))
         self.bias = None if b_std is None else nn.Parameter(torch.randn(n_chan_out, generator=gen, dtype=dtype))
+        # neural-tangents draws the queries last (and only without linear scaling, where they are not tied)
+        self.query = None if linear_scaling else nn.Parameter(torch.randn(n_heads, c_in, n_chan_key, generator=gen,
+                                                                          dtype=dtype))
         self.c_in, self.n_key, self.n_val, self.n_heads = c_in, n_chan_key, n_chan_val, n_heads
         self.qk_std, self.ov_std, self.b_std, self.fn = qk_std, ov_std, b_std, _attention_fn(mechanism)
 
@@ -1118,13 +1123,41 @@ class _AttentionModule(nn.Module):
         seq = x.reshape(n, self.c_in, -1).transpose(1, 2)  # (n, S, C)
         keys = torch.einsum("nsc,hck->hnsk", seq, self.key)
         values = torch.einsum("nsc,hcv->hnsv", seq, self.value)
-        g = torch.matmul(keys, keys.transpose(-1, -2)) * (self.qk_std / (self.c_in * self.n_key))
+        if self.query is None:  # tied keys and queries, 1 / n_chan_key
+            g = torch.matmul(keys, keys.transpose(-1, -2)) * (self.qk_std / (self.c_in * self.n_key))
+        else:  # independent queries, 1 / sqrt(n_chan_key)
+            queries = torch.einsum("nsc,hck->hnsk", seq, self.query)
+            g = torch.matmul(queries, keys.transpose(-1, -2)) * (self.qk_std / (self.c_in * math.sqrt(self.n_key)))
         heads = torch.matmul(self.fn(g), values)  # (h, n, S, v)
         heads = heads.permute(1, 2, 3, 0).reshape(n, seq.shape[1], -1)  # neural-tangents' (v, h) order
         out = torch.matmul(heads, self.out) * (self.ov_std / math.sqrt(self.n_val * self.n_heads * self.c_in))
         if self.bias is not None:
             out = out + self.b_std * self.bias
         return out.transpose(1, 2).reshape(n, -1, *spatial)
+
+
+def _sqrt_scaling_identity(state: _State, std: float, b_var: float, shape: Shape) -> _State:
+    """Attention with independent queries and keys, 1/sqrt(n_chan_key) scaling and no nonlinearity
+    (neural-tangents' ``GlobalSelfAttention(linear_scaling=False, attention_mechanism="IDENTITY")``; Hron et al.
+    (2020), sec. 3): with D(x, x') = sum_{s, s'} K(x, x')[s, s']^2 and std = QK_std OV_std,
+    K <- std^2 D K + B and Theta <- std^2 (2 <K, Theta> K + D (Theta + 4 K)) + B, <.,.> summed over positions."""
+
+    def total(a: torch.Tensor, b: torch.Tensor, nb: int) -> torch.Tensor:
+        return (a * b).reshape(*a.shape[:nb], -1).sum(-1).reshape(*a.shape[:nb], *([1] * (a.ndim - nb)))
+
+    nngp = state.nngp
+    d12 = total(nngp, nngp, 2)
+    new_nngp = std**2 * d12 * nngp + b_var
+    if state.ntk is None:
+        new_ntk = std**2 * (d12 * 4.0 * nngp) + b_var
+    else:
+        new_ntk = std**2 * (2.0 * total(nngp, state.ntk, 2) * nngp + d12 * (state.ntk + 4.0 * nngp)) + b_var
+
+    def self_cov(cov: torch.Tensor) -> torch.Tensor:
+        return std**2 * total(cov, cov, 1) * cov + b_var
+
+    return _State(nngp=new_nngp, ntk=new_ntk, cov1=self_cov(state.cov1),
+                  cov2=None if state.cov2 is None else self_cov(state.cov2), shape=shape, gaussian=True).pin()
 
 
 def GlobalSelfAttention(  # noqa: N802
@@ -1144,19 +1177,26 @@ def GlobalSelfAttention(  # noqa: N802
     """Global self-attention over all spatial positions (neural-tangents' ``GlobalSelfAttention``; Hron, Bahri,
     Sohl-Dickstein & Novak (2020), "Infinite attention: NNGP and NTK for deep attention networks", sec. 3).
 
-    Only ``linear_scaling=True`` (keys and queries tied, logits scaled by 1 / n_chan_key, so they converge to
-    QK_std * K(x, x)[s, s'] with QK_std = W_query_std W_key_std) and ``pos_emb_type="NONE"``. Infinite width:
+    With ``linear_scaling=True`` (the default: keys and queries tied, logits scaled by 1 / n_chan_key, so they
+    converge to QK_std * K(x, x)[s, s'] with QK_std = W_query_std W_key_std), at infinite width:
     G(x) = mechanism(QK_std cov(x)) (softmax over the second position), then with OV = (W_out_std W_value_std)^2
     K(x, x') <- OV G(x) K(x, x') G(x')^T + b_std^2 and Theta <- OV G Theta G'^T + b_std^2 + 2 (K_new - b_std^2)
     (the value and output weights' gradients), exactly as neural-tangents 0.6.5 computes it.
+    ``linear_scaling=False`` (independent queries, 1 / sqrt(n_chan_key)) only with ``attention_mechanism=
+    "IDENTITY"``, the one case with a closed form (see ``_sqrt_scaling_identity``); there the finite network
+    approaches the kernel only as n_heads grows too (the logits stay random). Positional embeddings
+    (``pos_emb_type`` other than "NONE") are not implemented.
     """
     sizes = [positive_int(v, n) for v, n in ((n_chan_out, "n_chan_out"), (n_chan_key, "n_chan_key"),
                                                (n_chan_val, "n_chan_val"), (n_heads, "n_heads"))]
-    if linear_scaling is not True:
-        raise ValueError("linear_scaling must be True: the 1/sqrt(n_chan_key) scaling has no closed-form kernel")
     if not isinstance(attention_mechanism, str):
         raise ValueError(f"attention_mechanism must be one of {ATTENTION_MECHANISMS}, got {attention_mechanism!r}")
     mechanism = one_of(attention_mechanism.upper(), "attention_mechanism", ATTENTION_MECHANISMS)
+    if not isinstance(linear_scaling, bool):
+        raise ValueError(f"linear_scaling must be True or False, got {linear_scaling!r}")
+    if not linear_scaling and mechanism != "IDENTITY":
+        raise ValueError("linear_scaling=False has a closed-form kernel only for attention_mechanism='IDENTITY' "
+                         f"(as in neural-tangents), got {mechanism!r}")
     if not isinstance(pos_emb_type, str) or pos_emb_type.upper() != "NONE":
         raise ValueError(f"pos_emb_type must be 'NONE' (positional embeddings are not implemented), "
                          f"got {pos_emb_type!r}")
@@ -1173,6 +1213,8 @@ def GlobalSelfAttention(  # noqa: N802
         if d == 0:
             raise ValueError("GlobalSelfAttention needs inputs with spatial positions, (N, C, L) or (N, C, H, W)")
         size = math.prod(state.spatial)
+        if not linear_scaling:
+            return _sqrt_scaling_identity(state, qk_std * ov_std, b_var, (sizes[0], *state.spatial))
 
         def weights(cov: torch.Tensor) -> torch.Tensor:
             return fn(qk_std * cov.reshape(cov.shape[0], size, size))
@@ -1203,7 +1245,7 @@ def GlobalSelfAttention(  # noqa: N802
         if len(shape) < 2:
             raise ValueError("GlobalSelfAttention needs inputs with spatial positions, (C, L) or (C, H, W)")
         module = _AttentionModule(shape[0], sizes[0], sizes[1], sizes[2], sizes[3], qk_std, ov_std, b, mechanism,
-                                  gen, dtype)
+                                  gen, dtype, linear_scaling)
         return module, (sizes[0], *shape[1:])
 
     return Layer(f"GlobalSelfAttention({sizes[0]}, {sizes[1]}, {sizes[2]}, {sizes[3]}, "
