@@ -76,6 +76,22 @@ def test_steps_to_target_interpolates_log_loss():
     assert hyper.steps_to_target(losses, 1.0) == 0.0
     assert hyper.steps_to_target(losses, 1e-3) == math.inf
     assert hyper.steps_to_target(np.array([1.0, np.inf, 0.1]), 0.5) == 2.0
+    assert hyper.steps_to_target(np.array([1.0, 0.1, np.nan]), 0.5) == pytest.approx(math.log(2) / math.log(10))
+
+
+def test_steps_to_target_window_removes_first_passage_bias():
+    t = np.arange(2000.0)
+    smooth = 1.0 + 100.0 / (1 + t)  # slow approach to the target region
+    target = 1.0 + 100.0 / 1001
+    noisy = smooth * np.exp(0.02 * np.random.default_rng(0).normal(size=t.size))
+    raw = hyper.steps_to_target(noisy, target)
+    windowed = hyper.steps_to_target(noisy, target, window=0.1)
+    assert raw < 900  # a lucky fluctuation crosses early
+    assert windowed == pytest.approx(1000, rel=0.05)
+    assert abs(windowed - 1000) < abs(raw - 1000) / 3
+    # on a geometric curve the log-time window is exact (log-loss linear in t)
+    geometric = 0.9 ** t
+    assert hyper.steps_to_target(geometric, 0.9**100.5, window=0.1) == pytest.approx(100.5)
 
 
 def test_fit_tradeoff_recovers_hyperbola_and_rivals():
@@ -184,8 +200,10 @@ def test_train_linear_records_divergence_and_stops_with_patience():
     curves = hyper.train_linear(task, w0, lrs, 64, 400, stop_below=target, patience=1.5, seed=0)
     assert curves.shape == (3, 401)
     assert np.isfinite(hyper.steps_to_target(curves[0], target))
-    assert np.isinf(curves[2, -1])  # blew up
-    assert np.isinf(curves[1, -1])  # too slow: cut by the patience rule, padded with inf
+    blown = hyper.train_linear(task, w0[:1], lrs[2:], 64, 40, seed=0)
+    assert np.isinf(blown[0, -1]) and np.isfinite(blown[0, 0])  # blew up: inf from then on
+    assert np.isnan(curves[1, -1])  # cut by the patience rule: padded with NaN
+    assert hyper.steps_to_target(curves[1], target) == math.inf
     with pytest.raises(ValueError, match="w0"):
         hyper.train_linear(task, w0[0], lrs, 4, 3)
     with pytest.raises(ValueError, match="lr"):

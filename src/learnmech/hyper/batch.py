@@ -112,16 +112,26 @@ def critical_batch_from_run(noise_scale_per_step: Sequence[float] | np.ndarray) 
 
 
 # ----------------------------------------------------------------------------------------- steps/examples fit
-def steps_to_target(losses: Sequence[float] | np.ndarray, target: float) -> float:
+def steps_to_target(losses: Sequence[float] | np.ndarray, target: float, window: float = 0.0) -> float:
     """Fractional number of steps until ``losses`` first reaches ``target`` (inf if it never does).
 
-    losses: (T,) loss before step 0, 1, ... (index = steps taken). Between the last step above the target and the
-    first at or below it the log-loss is interpolated linearly, which removes most of the integer-step resolution
-    when the runs to the target are short.
+    losses: (T,) loss before step 0, 1, ... (index = steps taken); NaN marks steps not run (an early stop).
+    Between the last step above the target and the first at or below it the log-loss is interpolated linearly,
+    which removes most of the integer-step resolution when the runs to the target are short.
+
+    window: if > 0, the log-loss at step t is first replaced by its mean over the steps ``t - h .. t + h``,
+    ``h = round(window t)`` (a centred moving average in log time, no lag on a smooth curve). Why: the theory speaks of
+    the *expected* loss, and the first crossing of one noisy SGD curve is biased early (a first-passage time),
+    most at small batches where the curve approaches the target slowly with large fluctuations. A step whose
+    window reaches past the recorded steps (or holds NaN/inf) counts as not reached.
     """
     values = np.asarray(as_array(losses, "losses", ndim=1, finite=False))
     target = positive_float(target, "target")
-    below = np.nonzero(values <= target)[0]
+    window = positive_float(window, "window", allow_zero=True)
+    if window > 0:
+        values = _log_time_smooth(values, window)
+    reached = np.where(np.isnan(values), False, values <= target)
+    below = np.nonzero(reached)[0]
     if below.size == 0:
         return math.inf
     first = int(below[0])
@@ -131,6 +141,24 @@ def steps_to_target(losses: Sequence[float] | np.ndarray, target: float) -> floa
     if not (np.isfinite(hi) and hi > target and lo > 0):
         return float(first)
     return first - 1 + float((math.log(hi) - math.log(target)) / (math.log(hi) - math.log(lo)))
+
+
+def _log_time_smooth(values: np.ndarray, window: float) -> np.ndarray:
+    """exp of the mean log value over [t (1 - window), t (1 + window)]; NaN where the window is incomplete."""
+    t = np.arange(len(values))
+    half = np.round(t * window).astype(np.int64)  # symmetric, so a log-linear stretch is left unchanged
+    lo, hi = t - half, t + half
+    ok = np.isfinite(values) & (values > 0)
+    logs = np.where(ok, np.log(np.where(ok, values, 1.0)), 0.0)
+    csum = np.concatenate([[0.0], np.cumsum(logs)])
+    bad = np.concatenate([[0], np.cumsum(~ok)])
+    out = np.full(len(values), np.nan)
+    inside = hi < len(values)
+    lo_i, hi_i = lo[inside], hi[inside]
+    complete = (bad[hi_i + 1] - bad[lo_i]) == 0
+    idx = np.nonzero(inside)[0][complete]
+    out[idx] = np.exp((csum[hi_i + 1] - csum[lo_i])[complete] / (hi_i - lo_i + 1)[complete])
+    return out
 
 
 def parabolic_minimum(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -426,16 +454,16 @@ def train_linear(task: LinearRegressionTask, w0: torch.Tensor, lr: Sequence[floa
         learning-rate grid); default: all runs share one stream.
     seed : seeds the minibatch streams.
     record_every : record the loss every that many steps.
-    stop_below : stop early once every run's loss is at or below this value (the curves are padded with their
-        last value).
+    stop_below : stop early once every run's loss is at or below this value.
     patience : with stop_below, stop already once every stream has a run at or below stop_below and ``patience``
         times the step at which the last stream got its first one has passed (for steps-to-target sweeps over a
-        learning-rate grid: slower runs cannot be the optimum); their curves are padded with inf.
+        learning-rate grid: slower runs cannot be the optimum). After an early stop the curves are padded with NaN.
 
     Returns
     -------
     (P, steps // record_every + 1) float64 array: the exact loss before the first step and after every
-    ``record_every`` steps; inf from the step a run blew up (non-finite or 1e12 x the initial loss) onwards.
+    ``record_every`` steps; inf from the step a run blew up (non-finite or 1e12 x the initial loss) onwards; NaN
+    after an early stop (stop_below).
     """
     w = torch.as_tensor(w0, dtype=torch.float64).clone()
     if w.ndim != 3 or w.shape[1:] != task.w_star.shape:
@@ -500,11 +528,9 @@ def train_linear(task: LinearRegressionTask, w0: torch.Tensor, lr: Sequence[floa
                     np.logical_or.at(hit, inverse, (current <= stop_below).numpy())
                     first_hit[hit & ~np.isfinite(first_hit)] = t
                     if np.all(np.isfinite(first_hit)) and t >= patience * first_hit.max():
-                        curve[-1] = np.where(curve[-1] <= stop_below, curve[-1], math.inf)
                         break
     out = np.array(curve).T
     total = steps // record_every + 1
     if out.shape[1] < total:
-        pad = np.where(out[:, -1:] <= (math.inf if stop_below is None else stop_below), out[:, -1:], math.inf)
-        out = np.concatenate([out, np.repeat(pad, total - out.shape[1], axis=1)], axis=1)
+        out = np.concatenate([out, np.full((p, total - out.shape[1]), np.nan)], axis=1)
     return out
