@@ -1,4 +1,4 @@
-"""learnmech.laws.cli.run_fit: the `learnmech fit` command's work, on good and bad CSV files."""
+"""learnmech.cli.run_fit (over laws.cli.fit_csv): the `learnmech fit` command's work, on good and bad CSV files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from learnmech.cli import run_fit
 from learnmech.laws import scaling_law
-from learnmech.laws.cli import read_runs, run_fit
+from learnmech.laws.cli import read_runs
 
 TRUE = {"E": 1.5, "A": 300.0, "B": 900.0, "alpha": 0.35, "beta": 0.3}
 

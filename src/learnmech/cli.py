@@ -252,9 +252,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fit(args: argparse.Namespace) -> int:
-    from .laws.cli import run_fit
+def run_fit(csv_path: str, n_col: str, d_col: str, loss_col: str, exclude_highest: int = 0, out_dir: str = ".",
+            n_bootstrap: int = 4000, seed: int = 0) -> str:
+    """Fit the Chinchilla law to the runs in ``csv_path`` and write ``scaling_fit.png`` into ``out_dir``.
 
+    The fit is :func:`learnmech.laws.cli.fit_csv` (see it for the arguments); this draws its panel with the report's
+    renderer. Returns the printable table: parameters with intervals, the exponents of N_opt(C) and D_opt(C) with
+    intervals, and the figure's path. ValueError (one line) for bad input or an unwritable ``out_dir``.
+    """
+    from .laws.cli import FIGURE_NAME, fit_csv
+    from .report import render_png
+
+    result = fit_csv(csv_path, n_col, d_col, loss_col, exclude_highest=exclude_highest, n_bootstrap=n_bootstrap,
+                     seed=seed)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        figure_path = out / FIGURE_NAME
+        figure_path.write_bytes(render_png([result.panel], dpi=110))
+    except OSError as exc:
+        raise ValueError(f"cannot write the figure into {out_dir!r}: {exc}") from None
+    return result.table(str(figure_path))
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
     _writable_dir(args.out, "--out")
     try:
         table = run_fit(args.csv, args.n, args.d, args.loss, exclude_highest=args.exclude_highest, out_dir=args.out,

@@ -1,20 +1,24 @@
-"""``learnmech fit``: fit L(N, D) = E + A/N^alpha + B/D^beta to a user's own runs from a CSV file.
+"""The work of ``learnmech fit``: fit L(N, D) = E + A/N^alpha + B/D^beta to a user's own runs from a CSV file.
 
-The lead's command-line parser calls :func:`run_fit`; every problem with the input is a one-line ValueError.
+:func:`fit_csv` reads and checks the file, fits the law and returns the fit with its figure panel; the ``learnmech``
+command (:func:`learnmech.cli.run_fit`) renders the panel and prints :func:`format_fit_table`. Every problem with the
+input is a one-line ValueError.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .._checks import positive_int
+from ..panels import Panel
 from .data import drop_highest
-from .fit import PARAMETER_NAMES, fit_scaling_law
+from .fit import PARAMETER_NAMES, ScalingLawFit, fit_scaling_law
 from .plot import loss_vs_compute_panel
 
-__all__ = ["run_fit", "read_runs", "format_fit_table"]
+__all__ = ["CsvFit", "fit_csv", "read_runs", "format_fit_table"]
 
 FIGURE_NAME = "scaling_fit.png"
 
@@ -60,7 +64,8 @@ def _interval(low: float, high: float) -> str:
     return "[not computed]" if not np.isfinite(low) else f"[{low:.4g}, {high:.4g}]"
 
 
-def format_fit_table(fit, source: str, excluded: int, figure_path: str, n_bootstrap: int, seed: int) -> str:
+def format_fit_table(fit: ScalingLawFit, source: str, excluded: int, figure_path: str, n_bootstrap: int,
+                     seed: int) -> str:
     """The printed summary of a :class:`~learnmech.laws.ScalingLawFit`."""
     level = f"{100 * fit.confidence:.0f}%"
     lines = [
@@ -88,17 +93,34 @@ def format_fit_table(fit, source: str, excluded: int, figure_path: str, n_bootst
     return "\n".join(lines)
 
 
-def run_fit(csv_path: str, n_col: str, d_col: str, loss_col: str, exclude_highest: int = 0, out_dir: str = ".",
-            n_bootstrap: int = 4000, seed: int = 0) -> str:
-    """Fit the Chinchilla law to the runs in ``csv_path`` and write ``scaling_fit.png`` into ``out_dir``.
+@dataclass(frozen=True)
+class CsvFit:
+    """A scaling-law fit of a CSV file's runs, with what ``learnmech fit`` prints and draws about it.
+
+    fit: the fitted law; panel: loss vs compute with the fit; source: the file's name; excluded: how many
+    highest-loss points were dropped; n_bootstrap, seed: the bootstrap that gave the intervals.
+    """
+
+    fit: ScalingLawFit
+    panel: Panel
+    source: str
+    excluded: int
+    n_bootstrap: int
+    seed: int
+
+    def table(self, figure_path: str) -> str:
+        """The printed summary (:func:`format_fit_table`) naming the figure written at ``figure_path``."""
+        return format_fit_table(self.fit, self.source, self.excluded, figure_path, self.n_bootstrap, self.seed)
+
+
+def fit_csv(csv_path: str, n_col: str, d_col: str, loss_col: str, exclude_highest: int = 0,
+            n_bootstrap: int = 4000, seed: int = 0) -> CsvFit:
+    """Fit the Chinchilla law to the runs in ``csv_path``; the fit and its loss-vs-compute panel.
 
     n_col, d_col, loss_col: column names of parameters N, training tokens/examples D and final loss.
     exclude_highest: drop that many highest-loss points first. n_bootstrap: resamples for the intervals (0: none).
-    Returns the printable table: parameters with intervals, the exponents of N_opt(C) and D_opt(C) with intervals,
-    and the figure's path. ValueError (one line) for bad input.
+    ValueError (one line, naming the option as the command spells it) for bad input.
     """
-    from ..report import render_png
-
     exclude_highest = positive_int(exclude_highest, "--exclude-highest", minimum=0)
     n_bootstrap = positive_int(n_bootstrap, "--bootstrap", minimum=0)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -114,12 +136,5 @@ def run_fit(csv_path: str, n_col: str, d_col: str, loss_col: str, exclude_highes
         )
     N, D, loss = N[keep], D[keep], loss[keep]
     fit = fit_scaling_law(N, D, loss, n_bootstrap=n_bootstrap, seed=int(seed))
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        figure_path = out / FIGURE_NAME
-        panel = loss_vs_compute_panel(fit, N, D, loss, title=f"{Path(csv_path).name}: loss vs compute")
-        figure_path.write_bytes(render_png([panel], dpi=110))
-    except OSError as exc:
-        raise ValueError(f"cannot write the figure into {out_dir!r}: {exc}") from None
-    return format_fit_table(fit, Path(csv_path).name, exclude_highest, str(figure_path), n_bootstrap, int(seed))
+    panel = loss_vs_compute_panel(fit, N, D, loss, title=f"{Path(csv_path).name}: loss vs compute")
+    return CsvFit(fit, panel, Path(csv_path).name, exclude_highest, n_bootstrap, int(seed))
