@@ -1,6 +1,6 @@
 """The ``learnmech`` command: list, reproduce, sweep, fit, report, results.
 
-Exit codes (DESIGN.md): 0 when the run completed, whatever the verdicts; 2 on bad arguments (one-line message);
+Exit codes: 0 when the run completed, whatever the verdicts; 2 on bad arguments (one-line message);
 1 on an internal failure; 130 on Ctrl-C and 143 on SIGTERM (finished runs stay stored; the same command resumes).
 """
 
