@@ -8,6 +8,8 @@
 - :func:`load_chinchilla`: the Chinchilla points Epoch AI extracted; :mod:`.experiment`: our own MLP sweep.
 - :mod:`.random_features`: the solvable model of Maloney, Roberts & Sully (2022), its loss derived from the spectrum.
 - :func:`fit_interaction_law`: the interaction form of Kaplan et al. (2020, eq. 1.5), the additive law's rival.
+- :mod:`.quanta`: the quantization model (Michaud et al. 2023): Zipf quanta fix the exponents a priori; its
+  multitask sparse parity task.
 """
 
 from .data import drop_highest, find_data_file, load_chinchilla
@@ -43,6 +45,17 @@ from .power import (
     fit_power_law,
     power_law,
 )
+from .quanta import (
+    QuantaExponents,
+    SparseParityTask,
+    multitask_sparse_parity,
+    quanta_exponents,
+    quanta_loss,
+    sparse_parity_mlp,
+    staircase_exponent,
+    train_sparse_parity,
+    zipf_frequencies,
+)
 from .random_features import (
     ProjectionTask,
     make_projection_task,
@@ -53,6 +66,15 @@ from .random_features import (
 )
 
 __all__ = [
+    "QuantaExponents",
+    "SparseParityTask",
+    "multitask_sparse_parity",
+    "quanta_exponents",
+    "quanta_loss",
+    "sparse_parity_mlp",
+    "staircase_exponent",
+    "train_sparse_parity",
+    "zipf_frequencies",
     "InteractionFit",
     "fit_interaction_law",
     "interaction_law",
