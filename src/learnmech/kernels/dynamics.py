@@ -385,6 +385,26 @@ class GDTrajectory:
     diverged_at: int | None
 
 
+def _gd_update(params: list[torch.Tensor], grads: Sequence[torch.Tensor], lr: float, momentum: float,
+               velocity: list[torch.Tensor] | None) -> None:
+    """One update in place: plain GD ``theta <- theta - lr grad`` when ``velocity`` is None, else heavy ball
+    ``v <- momentum v - lr grad``, ``theta <- theta + v`` (Polyak 1964)."""
+    with torch.no_grad():
+        if velocity is None:
+            for param, grad in zip(params, grads, strict=True):
+                param.sub_(lr * grad)
+        else:
+            for param, grad, vel in zip(params, grads, velocity, strict=True):
+                vel.mul_(momentum).sub_(lr * grad)
+                param.add_(vel)
+
+
+def _outputs(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """The model's outputs on ``x`` as ``(n, k)`` float64 numpy, without building a graph."""
+    with torch.no_grad():
+        return model(x).reshape(x.shape[0], -1).cpu().double().numpy()
+
+
 def train_mse_gd(
     model: torch.nn.Module,
     x_train: Any,
@@ -431,18 +451,9 @@ def train_mse_gd(
                 train_out.append(out.detach().cpu().double().numpy())
                 losses.append(float(loss.detach()))
                 if xt is not None:
-                    with torch.no_grad():
-                        test_out.append(model(xt).reshape(xt.shape[0], -1).cpu().double().numpy())
+                    test_out.append(_outputs(model, xt))
                 break
-            grads = torch.autograd.grad(loss, params)
-            with torch.no_grad():
-                if velocity is None:
-                    for param, grad in zip(params, grads, strict=True):
-                        param.sub_(lr * grad)
-                else:
-                    for param, grad, vel in zip(params, grads, velocity, strict=True):
-                        vel.mul_(momentum).sub_(lr * grad)
-                        param.add_(vel)
+            _gd_update(params, torch.autograd.grad(loss, params), lr, momentum, velocity)
             step += 1
         if diverged_at is not None:
             break

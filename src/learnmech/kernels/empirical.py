@@ -568,6 +568,73 @@ def _block(f1: _Features, f2: _Features, full: bool) -> torch.Tensor:
     return total
 
 
+def _ntk_computer(model: nn.Module, a: torch.Tensor, b: torch.Tensor | None, torch_dtype: torch.dtype,
+                  implementation: str, *, full: bool) -> _NTKComputer:
+    """The kernel's feature computer, probed on two inputs (of ``a``, or one of ``a`` and one of ``b``); a model
+    that cannot be applied to inputs of this shape is a ValueError naming ``x1``."""
+    probe = a[:2] if a.shape[0] >= 2 or b is None else torch.cat([a[:1], b[:1]])
+    try:
+        return _NTKComputer(model, torch_dtype, implementation, probe, full=full)
+    except RuntimeError as exc:  # e.g. a feature count the model's first layer does not accept
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"x1: the model cannot be applied to inputs of per-input shape {tuple(a.shape[1:])} "
+                         f"({first_line})") from None
+
+
+def _chunks(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """``x`` cut along its first axis into consecutive chunks of at most ``batch_size`` inputs."""
+    return [x[i:i + batch_size] for i in range(0, x.shape[0], batch_size)]
+
+
+class _ColumnFeatures:
+    """Features of the column chunks, computed on demand and kept while all of them together fit in
+    :data:`_MAX_CACHED_FEATURE_BYTES` (else recomputed for every row of blocks)."""
+
+    def __init__(self, computer: _NTKComputer, chunks: list[torch.Tensor]) -> None:
+        self.computer, self.chunks = computer, chunks
+        self.cache: dict[int, _Features] = {}
+        self.keep = True
+
+    def __call__(self, j: int) -> _Features:
+        if j in self.cache:
+            return self.cache[j]
+        feats = self.computer.features(self.chunks[j])
+        if self.keep and feats.nbytes() * len(self.chunks) <= _MAX_CACHED_FEATURE_BYTES:
+            self.cache[j] = feats
+        else:
+            self.keep = False
+        return feats
+
+
+def _kernel_blocks(computer: _NTKComputer, chunks1: list[torch.Tensor], chunks2: list[torch.Tensor],
+                   symmetric: bool, *, full: bool) -> list[list[torch.Tensor | None]]:
+    """The kernel's blocks, row chunk by column chunk; when ``symmetric`` (``chunks2`` is ``chunks1``) only the
+    blocks on and above the diagonal (the others are None, see :func:`_mirror_lower_blocks`)."""
+    features2 = _ColumnFeatures(computer, chunks2)
+    rows = []
+    with torch.enable_grad():
+        for i, chunk1 in enumerate(chunks1):
+            f1 = features2(i) if symmetric else computer.features(chunk1)
+            row: list[torch.Tensor | None] = []
+            for j in range(len(chunks2)):
+                if symmetric and j < i:
+                    row.append(None)  # filled from the transposed block by _mirror_lower_blocks
+                    continue
+                row.append(_block(f1, f1 if (symmetric and j == i) else features2(j), full))
+            rows.append(row)
+    return rows
+
+
+def _mirror_lower_blocks(rows: list[list[torch.Tensor | None]], *, full: bool) -> None:
+    """Fill the blocks below the diagonal of a symmetric kernel from the transposed blocks above it, in place
+    (``Theta(x2, x1)_{ab} = Theta(x1, x2)_{ba}``)."""
+    for i in range(len(rows)):
+        for j in range(i):
+            upper = rows[j][i]
+            assert upper is not None
+            rows[i][j] = upper.permute(1, 0, 3, 2) if full else upper.transpose(0, 1)
+
+
 def empirical_ntk(
     model: nn.Module,
     x1: Any,
@@ -613,49 +680,13 @@ def empirical_ntk(
     if b is not None and tuple(b.shape[1:]) != tuple(a.shape[1:]):
         raise ValueError(f"x2 must have the same per-input shape as x1 {tuple(a.shape[1:])}, "
                          f"got {tuple(b.shape[1:])}")
-    probe = a[:2] if a.shape[0] >= 2 or b is None else torch.cat([a[:1], b[:1]])
-    try:
-        computer = _NTKComputer(model, torch_dtype, implementation, probe, full=mode == "full")
-    except RuntimeError as exc:  # e.g. a feature count the model's first layer does not accept
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"x1: the model cannot be applied to inputs of per-input shape {tuple(a.shape[1:])} "
-                         f"({first_line})") from None
-
-    chunks1 = [a[i:i + batch_size] for i in range(0, a.shape[0], batch_size)]
+    computer = _ntk_computer(model, a, b, torch_dtype, implementation, full=mode == "full")
+    chunks1 = _chunks(a, batch_size)
     symmetric = b is None
-    chunks2 = chunks1 if symmetric else [b[i:i + batch_size] for i in range(0, b.shape[0], batch_size)]
-
-    cache2: dict[int, _Features] = {}
-    keep2 = True
-
-    def features2(j: int) -> _Features:
-        nonlocal keep2
-        if j in cache2:
-            return cache2[j]
-        feats = computer.features(chunks2[j])
-        if keep2 and feats.nbytes() * len(chunks2) <= _MAX_CACHED_FEATURE_BYTES:
-            cache2[j] = feats
-        else:
-            keep2 = False
-        return feats
-
-    rows = []
-    with torch.enable_grad():
-        for i, chunk1 in enumerate(chunks1):
-            f1 = features2(i) if symmetric else computer.features(chunk1)
-            row: list[torch.Tensor | None] = []
-            for j in range(len(chunks2)):
-                if symmetric and j < i:
-                    row.append(None)  # filled from the transposed block below
-                    continue
-                row.append(_block(f1, f1 if (symmetric and j == i) else features2(j), mode == "full"))
-            rows.append(row)
+    chunks2 = chunks1 if symmetric else _chunks(b, batch_size)
+    rows = _kernel_blocks(computer, chunks1, chunks2, symmetric, full=mode == "full")
     if symmetric:
-        for i in range(len(rows)):
-            for j in range(i):
-                upper = rows[j][i]
-                assert upper is not None
-                rows[i][j] = upper.transpose(0, 1) if mode == "trace" else upper.permute(1, 0, 3, 2)
+        _mirror_lower_blocks(rows, full=mode == "full")
     kernel = torch.cat([torch.cat(row, dim=1) for row in rows], dim=0)  # type: ignore[arg-type]
     if mode == "full" and kernel.shape[-1] == 1:
         kernel = kernel[..., 0, 0]

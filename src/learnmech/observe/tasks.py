@@ -297,6 +297,53 @@ def _make_optimizer(name: str, params: Any, lr: float, weight_decay: float, beta
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
 
 
+def _check_batch_size(batch_size: int | None, optimizer: str, n_train: int) -> int | None:
+    """``batch_size`` checked against the optimizer (None for "gd", required for "sgd") and ``n_train``."""
+    if optimizer == "gd" and batch_size is not None:
+        raise ValueError("batch_size must be None for optimizer='gd' (full batch); use optimizer='sgd'")
+    if optimizer == "sgd" and batch_size is None:
+        raise ValueError("batch_size must be given for optimizer='sgd'")
+    if batch_size is not None:
+        batch_size = positive_int(batch_size, "batch_size")
+        if batch_size > n_train:
+            raise ValueError(f"batch_size must be <= the {n_train} training examples, got {batch_size}")
+    return batch_size
+
+
+class _Minibatches:
+    """The training set in batches of ``batch_size`` drawn without replacement, reshuffled each epoch; the whole
+    set every time when ``batch_size`` is None. The first permutation is drawn at construction either way, so a
+    seed leaves the generator in the same state whatever the batch size."""
+
+    def __init__(self, data: Dataset, batch_size: int | None, gen: torch.Generator) -> None:
+        self.data, self.batch_size, self.gen = data, batch_size, gen
+        self.n_train = len(data.y_train)
+        self.order = torch.randperm(self.n_train, generator=gen)
+        self.cursor = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``(x, y)`` batch."""
+        if self.batch_size is None:
+            return self.data.x_train, self.data.y_train
+        if self.cursor + self.batch_size > self.n_train:  # new epoch: reshuffle
+            self.order, self.cursor = torch.randperm(self.n_train, generator=self.gen), 0
+        index = self.order[self.cursor : self.cursor + self.batch_size]
+        self.cursor += self.batch_size
+        return self.data.x_train[index], self.data.y_train[index]
+
+
+def _record(history: TrainHistory, model: nn.Module, data: Dataset, loss_fn: Callable[..., torch.Tensor],
+            step: int) -> None:
+    """Append the full train/test loss and accuracy at ``step`` to ``history`` (test loss NaN without test data)."""
+    with torch.no_grad():
+        history.steps.append(step)
+        history.train_loss.append(float(loss_fn(model(data.x_train), data.y_train)))
+        history.train_acc.append(accuracy(model, data.x_train, data.y_train))
+        has_test = len(data.y_test) > 0
+        history.test_loss.append(float(loss_fn(model(data.x_test), data.y_test)) if has_test else math.nan)
+        history.test_acc.append(accuracy(model, data.x_test, data.y_test))
+
+
 def train(
     model: nn.Module,
     data: Dataset,
@@ -337,44 +384,21 @@ def train(
     weight_decay = positive_float(weight_decay, "weight_decay", allow_zero=True)
     every = positive_int(every, "every")
     one_of(optimizer, "optimizer", OPTIMIZERS)
-    n_train = len(data.y_train)
-    if optimizer == "gd" and batch_size is not None:
-        raise ValueError("batch_size must be None for optimizer='gd' (full batch); use optimizer='sgd'")
-    if optimizer == "sgd" and batch_size is None:
-        raise ValueError("batch_size must be given for optimizer='sgd'")
-    if batch_size is not None:
-        batch_size = positive_int(batch_size, "batch_size")
-        if batch_size > n_train:
-            raise ValueError(f"batch_size must be <= the {n_train} training examples, got {batch_size}")
+    batch_size = _check_batch_size(batch_size, optimizer, len(data.y_train))
     loss_fn = loss_function(loss, data.num_classes)
     opt = _make_optimizer(optimizer, params, lr, weight_decay, betas)
-    gen = torch_generator(seed)
+    batches = _Minibatches(data, batch_size, torch_generator(seed))
     history = TrainHistory()
-    order = torch.randperm(n_train, generator=gen)
-    cursor = 0
 
     def record(step: int) -> None:
-        with torch.no_grad():
-            history.steps.append(step)
-            history.train_loss.append(float(loss_fn(model(data.x_train), data.y_train)))
-            history.train_acc.append(accuracy(model, data.x_train, data.y_train))
-            has_test = len(data.y_test) > 0
-            history.test_loss.append(float(loss_fn(model(data.x_test), data.y_test)) if has_test else math.nan)
-            history.test_acc.append(accuracy(model, data.x_test, data.y_test))
+        _record(history, model, data, loss_fn, step)
         history.extra.append(callback(step, model) if callback is not None else None)
         if progress is not None:
             progress(step, steps)
 
     record(0)
     for step in range(1, steps + 1):
-        if batch_size is None:
-            x, y = data.x_train, data.y_train
-        else:
-            if cursor + batch_size > n_train:  # new epoch: reshuffle
-                order, cursor = torch.randperm(n_train, generator=gen), 0
-            index = order[cursor : cursor + batch_size]
-            cursor += batch_size
-            x, y = data.x_train[index], data.y_train[index]
+        x, y = batches.next()
         opt.zero_grad(set_to_none=True)
         value = loss_fn(model(x), y)
         if not torch.isfinite(value):

@@ -228,6 +228,58 @@ def _init_weights(
     return [sigma * gen.standard_normal((dims[l + 1], dims[l])) for l in range(depth)]
 
 
+def _linear_net(weights: list[np.ndarray]) -> torch.nn.Sequential:
+    """A float64 stack of bias-free ``Linear`` layers holding ``weights`` (each ``(out, in)``, first layer first)."""
+    net = torch.nn.Sequential(*[torch.nn.Linear(w.shape[1], w.shape[0], bias=False) for w in weights]).double()
+    with torch.no_grad():
+        for layer, w in zip(net, weights, strict=True):
+            layer.weight.copy_(torch.from_numpy(w))
+    return net
+
+
+def _end_to_end(net: torch.nn.Sequential) -> torch.Tensor:
+    """The product ``W_L ... W_1`` of the layers' weights, ``(output_dim, input_dim)``."""
+    product = net[0].weight
+    for layer in list(net)[1:]:
+        product = layer.weight @ product
+    return product
+
+
+def _train_recording(net: torch.nn.Sequential, X: np.ndarray, Y: np.ndarray, teacher: Teacher, lr: float,
+                     num_steps: int, record_steps: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
+    """Full-batch GD on ``(1/2) mean ||y - f(x)||^2`` for ``num_steps`` steps of size ``lr``.
+
+    X: ``(P, input_dim)``; Y: ``(P, output_dim)``. At each step in ``record_steps`` (sorted) it records the mode
+    strengths ``u_m^T W_end-to-end v_m`` (``(M,)``) and the loss. FloatingPointError with ``.step`` on a
+    non-finite loss.
+    """
+    x_t, y_t = torch.from_numpy(X), torch.from_numpy(Y)
+    U_t, V_t = torch.from_numpy(teacher.U), torch.from_numpy(teacher.V)
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    strengths, losses = [], []
+    next_record = 0
+    # The matrices are tiny: intra-op threads only add synchronisation (20x slower on a loaded 2-core box).
+    with single_threaded():
+        for step in range(num_steps + 1):
+            loss = 0.5 * ((y_t - net(x_t)) ** 2).sum(dim=1).mean()
+            if not torch.isfinite(loss):
+                error = FloatingPointError(f"loss became non-finite at step {step}")
+                error.step = step  # type: ignore[attr-defined] - read by claims to report Diverged(step)
+                raise error
+            if next_record < record_steps.size and step == record_steps[next_record]:
+                with torch.no_grad():
+                    W = _end_to_end(net)
+                    strengths.append(torch.einsum("oi,om,im->m", W, U_t, V_t).numpy().copy())
+                losses.append(float(loss.detach()))
+                next_record += 1
+            if step == num_steps:
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return strengths, losses
+
+
 def simulate(
     singular_values: object,
     t_max: float,
@@ -276,44 +328,10 @@ def simulate(
     Y = X @ teacher.matrix.T
     weights = _init_weights(teacher, depth, hidden, init, a0, gen)
 
-    net = torch.nn.Sequential(*[torch.nn.Linear(w.shape[1], w.shape[0], bias=False) for w in weights]).double()
-    with torch.no_grad():
-        for layer, w in zip(net, weights, strict=True):
-            layer.weight.copy_(torch.from_numpy(w))
-    x_t, y_t = torch.from_numpy(X), torch.from_numpy(Y)
-    U_t, V_t = torch.from_numpy(teacher.U), torch.from_numpy(teacher.V)
-    opt = torch.optim.SGD(net.parameters(), lr=lr)
-
+    net = _linear_net(weights)
     num_steps = int(math.ceil(t_max / lr))
     record_steps = np.unique(np.linspace(0, num_steps, num_records).round().astype(int))
-    strengths, losses = [], []
-    next_record = 0
-
-    def end_to_end() -> torch.Tensor:
-        product = net[0].weight
-        for layer in list(net)[1:]:
-            product = layer.weight @ product
-        return product
-
-    # The matrices are tiny: intra-op threads only add synchronisation (20x slower on a loaded 2-core box).
-    with single_threaded():
-        for step in range(num_steps + 1):
-            loss = 0.5 * ((y_t - net(x_t)) ** 2).sum(dim=1).mean()
-            if not torch.isfinite(loss):
-                error = FloatingPointError(f"loss became non-finite at step {step}")
-                error.step = step  # type: ignore[attr-defined] - read by claims to report Diverged(step)
-                raise error
-            if next_record < record_steps.size and step == record_steps[next_record]:
-                with torch.no_grad():
-                    W = end_to_end()
-                    strengths.append(torch.einsum("oi,om,im->m", W, U_t, V_t).numpy().copy())
-                losses.append(float(loss.detach()))
-                next_record += 1
-            if step == num_steps:
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    strengths, losses = _train_recording(net, X, Y, teacher, lr, num_steps, record_steps)
     return DeepLinearRun(
         times=record_steps * lr,
         strengths=np.asarray(strengths),
