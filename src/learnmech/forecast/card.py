@@ -21,8 +21,13 @@ tolerances are fixed here, before any run:
   training; agrees within a factor 2 (|log2 ratio| <= 1): McCandlish et al. (2018, fig. 4)
   treat B_simple as an order-of-magnitude forecast of B_crit, and it drifts as the loss falls (their fig. 7).
 - ``width_transfer``: the muP coordinate check on the user's architecture: every layer's change-from-init slope
-  in log2(width) within SLOPE_TOL = 0.25 of 0 (Yang et al. 2022, sec. 7); the control is SP's largest slope,
-  which must exceed SLOPE_TOL (so the check can fail).
+  in log2(width) within SLOPE_TOL = 0.25 of 0 (Yang et al. 2022, sec. 7; 0.25 is the midpoint to the nearest
+  rival rate, +-1/2: SP's hidden layers with SGD, NTP's vanishing features); the control is SP's largest |slope|,
+  which must exceed SLOPE_TOL (so the check can fail); SP coordinates that overflow count as blown up. The check
+  runs in muP's domain (widths 8-32x the proxy = base width, 3 seeds, SGD lr capped at 1/lambda of the base
+  model: :mod:`.width`); the user's own widths and lr are shown as an unscored boundary. (Issue 17: the first
+  version measured at the user's widths with the base at the smallest of them and scored the pre-asymptotic
+  sqrt(base/width) transient instead of muP's prediction; see :mod:`.width`.)
 - ``loss``: the final value of the loss metric lies in the forecast's bootstrap band (tolerance: the band's
   half-width on the side of the measurement).
 """
@@ -259,6 +264,8 @@ class Forecast:
         if sp is not None:
             finite = [abs(v) for v in sp.change_slope.values() if math.isfinite(v)]
             sp_worst = max(finite) if finite else float("nan")
+            if not np.all(np.isfinite(np.asarray(sp.change))):  # SP's coordinates overflowed: blown up
+                sp_worst = float("inf")
             panels += list(sp.figure())[1:]
         layers = list(mup.change_slope)
         index = np.arange(len(layers), dtype=float)
@@ -280,6 +287,7 @@ class Forecast:
             verdict = "agrees" if rejected else "inconclusive"
         note = (f"largest |change slope| under muP: {measured:.3g} ({worst}); control SP: {sp_worst:.3g} "
                 f"({'rejected' if rejected else 'not rejected'}: SP must exceed {SLOPE_TOL})")
+        note += _width_domain_note(mup)
         return ScoredItem("width_transfer", statement, 0.0, measured, measured, SLOPE_TOL, verdict, note, panels)
 
     def _score_loss(self, frame: pd.DataFrame) -> ScoredItem:
@@ -316,6 +324,24 @@ table{border-collapse:collapse;width:100%;font-size:.9rem;margin:1rem 0}th,td{bo
 padding:.35rem .5rem;text-align:left;vertical-align:top}th{background:#f4f4f6}.agrees{color:#0a7d32;font-weight:600}
 .disagrees{color:#b3261e;font-weight:600}.inconclusive,.not{color:#8a5300;font-weight:600}img{max-width:100%;
 border:1px solid #eee}pre{background:#f7f7f7;padding:.6rem;font-size:.8rem;overflow:auto}"""
+
+
+def _width_domain_note(check: Any) -> str:
+    """Where the coordinate check ran (attributes set by :func:`.width.coordinate_check`; empty for a bare
+    ``CoordCheck``) and the unscored boundary slopes at the user's own widths and lr."""
+    if getattr(check, "base_width", None) is None:
+        return ""
+    widths = ", ".join(str(int(w)) for w in check.widths)
+    text = (f"; measured at widths {widths} (base {check.base_width}), seeds {list(check.seeds)}, lr {check.lr:.3g}"
+            f" (user lr {check.user_lr:g}; 1/lambda_base = {1 / check.lambda_base:.3g})"
+            if math.isfinite(check.lambda_base) and check.lambda_base > 0 else
+            f"; measured at widths {widths} (base {check.base_width}), seeds {list(check.seeds)}, lr {check.lr:.3g}")
+    boundary = getattr(check, "boundary", None)
+    if boundary is not None:
+        slopes = ", ".join(f"{k}: {v:+.2f}" for k, v in boundary.change_slope.items())
+        text += (f"; boundary (not scored): at the user's widths {', '.join(str(int(w)) for w in boundary.widths)} "
+                 f"with base = proxy and the user's lr, change slopes {slopes} (pre-asymptotic)")
+    return text
 
 
 def _fmt(value: Any) -> str:
