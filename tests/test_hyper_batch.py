@@ -160,7 +160,7 @@ def test_linear_task_exact_quantities():
     grads = torch.stack([torch.autograd.grad(0.5 * ((x[i] @ w.T - y[i]) ** 2).sum(), w)[0].reshape(-1)
                          for i in range(30)])
     torch.testing.assert_close(task.per_example_grads(w.detach()), grads)
-    assert task.loss_star <= float(loss)
+    assert task.loss_star <= loss.item()
     assert float(task.loss(task.w_star[None])[0]) == pytest.approx(task.loss_star)
 
 

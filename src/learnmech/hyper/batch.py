@@ -298,13 +298,13 @@ def linear_scaling_rule(lr: float, batch_size: int, k: float) -> ScaledHyper:
 
 def sqrt_scaling_rule(lr: float, batch_size: int, k: float, betas: tuple[float, float] = (0.9, 0.999),
                       eps: float = 1e-8) -> ScaledHyper:
-    """Adam's square-root scaling rule (Malladi, Lyu, Panigrahi & Arora 2022, Definition of the SRSR):
+    """Adam's square-root scaling rule (Malladi, Lyu, Panigrahi & Arora 2022):
     batch ``k B``, ``lr sqrt(k)``, ``1 - beta_i -> k (1 - beta_i)``, ``eps -> eps / sqrt(k)``.
 
-    Why: Adam's update ``m / sqrt(v)`` is scale-free in the gradient, so in the noise-dominated regime its SDE has
-    time ``t = lr^2 * steps``, moment time constants ``(1 - beta_i) / lr^2`` and noise scaled with ``lr / sqrt(B)``
-    ... all invariant under the rule; eps is scaled with the gradient noise ``~ 1/sqrt(B)``. Raises ValueError if a
-    scaled beta leaves [0, 1).
+    Why: Adam's update ``m / sqrt(v)`` is scale-free in the gradient, so in the noise-dominated regime its SDE
+    (Malladi et al. 2022) advances by ``lr^2`` per step with moment rates ``(1 - beta_i) / lr^2``: under the rule
+    both are unchanged per example seen; eps is scaled like the batch gradient's noise, ``~ 1/sqrt(B)``. Raises
+    ValueError if a scaled beta leaves [0, 1).
     """
     batch_size = positive_int(batch_size, "batch_size")
     k = _check_k(k, batch_size)

@@ -2,10 +2,10 @@
 (Goyal et al. 2017; Li, Malladi & Arora 2021; Malladi, Lyu, Panigrahi & Arora 2022). Real data: digits.
 
 Theory. SGD is approximated by the SDE ``dtheta = -grad L dt + sqrt(lr / B) Sigma^(1/2) dW`` with ``t = lr *
-steps`` (Li, Malladi & Arora 2021, eq. 2); ``(lr, B) -> (k lr, k B)`` (Goyal et al. 2017's linear scaling rule,
+steps`` (Li, Malladi & Arora 2021); ``(lr, B) -> (k lr, k B)`` (Goyal et al. 2017's linear scaling rule,
 :func:`learnmech.hyper.linear_scaling_rule`) leaves the SDE and the time per example unchanged, so the loss as a
-function of examples seen is unchanged. Adam's SDE (Malladi et al. 2022, Theorem 4.2 and the square-root scaling
-rule, Definition 4.5 there) is invariant instead under ``lr -> sqrt(k) lr``, ``1 - beta_i -> k (1 - beta_i)``,
+function of examples seen is unchanged. Adam's SDE in the noise-dominated regime (Malladi et al. 2022, their square-root
+scaling rule) is invariant instead under ``lr -> sqrt(k) lr``, ``1 - beta_i -> k (1 - beta_i)``,
 ``eps -> eps / sqrt(k)`` (:func:`learnmech.hyper.sqrt_scaling_rule`). Both approximations need a small step
 relative to the curvature and noise-dominated gradients, and break at a predicted k*: SGD diverges at
 ``k lr lambda_max = 2`` (the quadratic's stability limit), Adam's rule is undefined once ``k (1 - beta1) >= 1``.
