@@ -77,6 +77,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
     alpha = config["alpha"]
     asymptotic = quanta_exponents(alpha).data  # Michaud et al. (2023, eq. 5)
     sizes = [int(d) for d in config["sizes"]]
+    if len(set(sizes)) < 3:
+        raise ValueError(f"sizes must hold at least 3 distinct training-set sizes (a slope and its t-interval), "
+                         f"got {config['sizes']}")
     total = len(sizes) * config["replicates"]
     xs: list[float] = []
     losses: list[float] = []
@@ -109,7 +112,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     error = abs(beta - predicted)
     control = Control(
         "rival-1/2", "L(D) ~ D^-1/2 whatever the data (the parametric rate; at alpha = 0.5 also the parameter-branch "
-        "exponent alpha); error = |beta - 1/2|, tolerance = the 95% t half-width of beta",
+        "exponent alpha); error = |beta - 1/2|, tolerance = the claim's (95% t half-width of beta + the tau band)",
         prediction=RIVAL, measurement=beta, error=abs(beta - RIVAL), tolerance=tolerance)
 
     # Figure: lines of the predicted and rival slopes through the data's centroid in log-log coordinates.
