@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-MODULES = ["kernels_analytic", "empirical_ntk", "hessian", "esd", "scaling_fit", "stax"]
+MODULES = ["kernels_analytic", "empirical_ntk", "hessian", "esd", "scaling_fit", "stax", "sharpness_tracking"]
 
 
 def reproduce_timing(quick: bool) -> dict:
@@ -117,6 +117,7 @@ def main() -> int:
             print("   " + " | ".join(f"{k}={_fmt(row.get(k))}" for k in ("what", "ours_s", "peer_s", "ratio", "met")))
         rows.extend(new)
     saved = HERE / "results.json"
+    saved_before = saved.exists()
     if not args.quick:
         if args.only and saved.exists():  # a partial re-run replaces its modules' rows and keeps the others
             order = [*MODULES, "reproduce"]
@@ -134,6 +135,11 @@ def main() -> int:
         return 0
     text = Path(args.output).read_text() if Path(args.output).exists() else ""
     marker_start, marker_end = "<!-- results:start -->", "<!-- results:end -->"
+    if args.only and not args.render and not saved_before:
+        # A partial run with no saved rows to merge into: its rows get a block of their own (one per module set),
+        # so the other modules' measured rows in the main block are kept as they were.
+        tag = "+".join(selected)
+        marker_start, marker_end = f"<!-- results:{tag}:start -->", f"<!-- results:{tag}:end -->"
     measured = f"Measured {stamp} on: {host}"
     if args.render and marker_start in text:  # same measurements: keep when and where they were taken
         measured = next((line for line in text.split(marker_start)[1].splitlines() if line.startswith("Measured")),
