@@ -278,7 +278,7 @@ class Forecast:
             slope_series.append(Series("SP (control)", index, [sp.change_slope.get(k, float("nan")) for k in layers]))
         panels.insert(0, Panel(f"change slope per layer ({', '.join(f'{i}: {k}' for i, k in enumerate(layers))})",
                                "layer index", "d log2 |change| / d log2 width", slope_series, yscale="symlog"))
-        rejected = math.isfinite(sp_worst) and sp_worst > SLOPE_TOL
+        rejected = sp_worst > SLOPE_TOL  # NaN (no control) is not a rejection; inf (overflow) is
         if not math.isfinite(measured):
             verdict = "not scored"
         elif measured > SLOPE_TOL:
