@@ -248,7 +248,8 @@ def _panels(batch, steps, band, fits, full_fit, test_idx, pred, controls) -> lis
                   [Series("B_simple along the full-batch run", np.arange(len(along)), along, role="reference"),
                    Series("B_pred = step mean of B_simple (band: x/÷10)", [0, len(along) - 1],
                           [pred["b_pred"]] * 2, role="prediction", lower=[lo, lo], upper=[hi, hi]),
-                   Series("B_crit = E_min/S_min (fit, all B)", [0, len(along) - 1], [full_fit.b_crit] * 2),
+                   Series("B_crit = E_min/S_min (fit, all B)", [0, len(along) - 1], [full_fit.b_crit] * 2,
+                          connect=True),
                    Series("B_noise step mean (exact Hessian)", [0, len(along) - 1], [pred["b_noise_mean"]] * 2,
                           role="reference")],
                   yscale="log")
