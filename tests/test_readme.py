@@ -37,6 +37,7 @@ def _block(name: str) -> str:
 @pytest.mark.parametrize("name, expected", [
     ("observe", r"sharpness < 2/lr = 40"),
     ("example", r"relative error at width 4096: 0\.\d+"),
+    ("stax", r"width 1024: relative error 0\.0\d+"),
 ])
 def test_readme_code_runs_as_printed(tmp_path, name, expected):
     """Each README example runs in a fresh interpreter outside the repository and prints what it says."""
