@@ -253,6 +253,10 @@ class Forecast:
     def _score_width(self) -> ScoredItem:
         statement = "muP: the lr tuned at the proxy width transfers (coordinates' updates O(1) in width)"
         mup, sp = self.coord.get("mup"), self.coord.get("sp")
+        if mup is not None and getattr(mup, "user_lr", None) is not None and mup.lr < mup.user_lr:
+            # the check ran at the capped lr (.width): say so, it does not test the user's lr itself
+            statement = (f"muP's per-parameter rules keep coordinates' updates O(1) in width (checked at lr "
+                         f"{mup.lr:.3g} = 1/lambda_base; the run's lr {mup.user_lr:g} is above that cap)")
         if mup is None:
             why = self.notes.get("width_transfer", "no coordinate check was run")
             return ScoredItem("width_transfer", statement, 0.0, None, float("nan"), SLOPE_TOL, "not scored", why)
