@@ -30,6 +30,7 @@ LR = STABLE_LR if _lr == "stable" else UNSTABLE_LR if _lr == "unstable" else flo
 
 optimizer = {"name": "gd", "lr": LR, "steps": STEPS, "every": 10, "seed": 0}
 widths = [8, 16, 32]  # muP: lr tuned at width 8 (the proxy), transferred to 32 (proxy first, target last)
+# (the forecast's coordinate check runs at 8-32x the proxy, i.e. widths 64-256 with base 8: forecast/width.py)
 target = {"D": N_TRAIN}
 
 
