@@ -3,8 +3,8 @@ rates, trained in lock-step with ``torch.func.vmap``.
 
 Learning-rate sweeps and stability bisections are hundreds of tiny runs whose cost on CPU is per-step overhead,
 not arithmetic; stacking them along a batch axis makes a whole sweep cost about as much as one run. The update is
-plain (full-batch) gradient descent ``w <- w - lr * lr_mult[w] * dL/dw``, identical to ``torch.optim.SGD`` with
-the param groups of :meth:`~learnmech.hyper.Parametrization.param_groups`.
+plain (full-batch) gradient descent ``w <- w - lr * lr_multipliers[w] * dL/dw``, identical to
+``torch.optim.SGD`` with the param groups of :meth:`~learnmech.hyper.Parametrization.param_groups`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from .._aliases import renamed
 from .._checks import as_array, positive_float, positive_int
 from .training import half_mse
 
 
+@renamed(lr_mult="lr_multipliers")
 def gd_lr_grid(
     models: Sequence[nn.Module],
     lrs: Sequence[float],
@@ -27,7 +29,7 @@ def gd_lr_grid(
     y: torch.Tensor,
     steps: int,
     *,
-    lr_mult: Mapping[str, float] | None = None,
+    lr_multipliers: Mapping[str, float] | None = None,
     blowup: float = 1e6,
 ) -> np.ndarray:
     """Full-batch GD on half-MSE for every (model, lr) pair; returns losses of shape ``(M, L, steps + 1)``.
@@ -35,9 +37,10 @@ def gd_lr_grid(
     models: M modules of identical architecture (e.g. the same width, different seeds), already initialised /
         parametrized; they are not modified. lrs: L base learning rates (> 0) shared by all models, or an
         ``(M, L)`` array with each model's own. x: ``(n, ...)``, y: ``(n, out)``.
-    lr_mult: per-parameter multipliers by ``named_parameters()`` name (``Parametrization.lr_multipliers("sgd")``);
-        default 1 for all. losses[m, l, t] is the full-batch loss before step t (t = steps: after the last);
-        ``inf`` once a run is non-finite or above ``blowup`` x its initial loss (that run is then frozen).
+    lr_multipliers: per-parameter multipliers by ``named_parameters()`` name
+        (``Parametrization.lr_multipliers("sgd")``); default 1 for all (``lr_mult`` is a deprecated keyword alias).
+        losses[m, l, t] is the full-batch loss before step t (t = steps: after the last); ``inf`` once a run is
+        non-finite or above ``blowup`` x its initial loss (that run is then frozen).
     """
     if not models:
         raise ValueError("models must hold at least one module")
@@ -50,10 +53,10 @@ def gd_lr_grid(
     blowup = positive_float(blowup, "blowup")
     base = models[0]
     names = [name for name, _ in base.named_parameters()]
-    lr_mult = dict(lr_mult or {})
-    unknown = set(lr_mult) - set(names)
+    lr_multipliers = dict(lr_multipliers or {})
+    unknown = set(lr_multipliers) - set(names)
     if unknown:
-        raise ValueError(f"lr_mult names parameters the model does not have: {sorted(unknown)}")
+        raise ValueError(f"lr_multipliers names parameters the model does not have: {sorted(unknown)}")
     n_models, n_lrs = len(models), lr_values.shape[-1]
     # Row b = model (b // L) with learning rate (b % L).
     params = {
@@ -87,6 +90,6 @@ def gd_lr_grid(
         scale = lr_rows * alive
         with torch.no_grad():
             for name in names:
-                step = scale.view(-1, *([1] * (grads[name].dim() - 1))) * lr_mult.get(name, 1.0)
+                step = scale.view(-1, *([1] * (grads[name].dim() - 1))) * lr_multipliers.get(name, 1.0)
                 params[name] = params[name] - step * grads[name]
     return losses.reshape(n_models, n_lrs, steps + 1)

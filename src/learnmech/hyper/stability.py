@@ -20,6 +20,7 @@ import torch
 from scipy import stats
 from torch import nn
 
+from .._aliases import renamed
 from .._checks import as_array, positive_float, positive_int
 from .batched import gd_lr_grid
 
@@ -65,6 +66,7 @@ class Bracket:
         return 0.5 * math.log2(self.unstable / self.stable)
 
 
+@renamed(lr_mult="lr_multipliers")
 def lr_boundary(
     models: Sequence[nn.Module],
     x: torch.Tensor,
@@ -76,7 +78,7 @@ def lr_boundary(
     steps: int = 200,
     points: int = 8,
     rounds: int = 3,
-    lr_mult: Mapping[str, float] | None = None,
+    lr_multipliers: Mapping[str, float] | None = None,
     max_shifts: int = 6,
     blowup: float = 1e6,
 ) -> list[Bracket]:
@@ -87,7 +89,8 @@ def lr_boundary(
     unstable lr, so after ``rounds`` rounds the bracket is ``(lr_high/lr_low)^(1/(points-1)^rounds)`` wide. If a
     model's starting range ``[lr_low, lr_high]`` has no switch it is shifted down/up by its own width (at most
     ``max_shifts`` times, then ValueError). Instability is assumed monotone in lr, as theory has it for GD on MSE.
-    models: modules of one architecture (e.g. seeds), not modified; lr_mult: per-parameter lr multipliers;
+    models: modules of one architecture (e.g. seeds), not modified; lr_multipliers: per-parameter lr multipliers
+    (``lr_mult`` is a deprecated keyword alias);
     blowup: a run whose loss exceeds ``blowup`` x its initial value is stopped and recorded as ``inf`` (see
     :func:`~learnmech.hyper.gd_lr_grid`); raise it when a converging run may legitimately spike that high (the
     catapult peak of a wide net grows with width).
@@ -102,7 +105,7 @@ def lr_boundary(
     runs, settled, shifts = 0, np.zeros(n, dtype=bool), 0
     while True:
         grid = np.geomspace(low, high, points, axis=1)  # (M, points)
-        flags = _flags(models, x, y, grid, steps, lr_mult, unstable, blowup)
+        flags = _flags(models, x, y, grid, steps, lr_multipliers, unstable, blowup)
         runs += grid.size
         for i in range(n):
             if settled[i]:
@@ -124,14 +127,14 @@ def lr_boundary(
         if _ == rounds - 1:
             break
         grid = np.geomspace(low, high, points, axis=1)
-        flags = _flags(models, x, y, grid, steps, lr_mult, unstable, blowup)
+        flags = _flags(models, x, y, grid, steps, lr_multipliers, unstable, blowup)
         flags[:, 0], flags[:, -1] = False, True  # endpoints are known from the previous round
         runs += grid.size
     return [Bracket(float(a), float(b), runs // n) for a, b in zip(low, high, strict=True)]
 
 
-def _flags(models, x, y, grid, steps, lr_mult, unstable, blowup=1e6) -> np.ndarray:
-    losses = gd_lr_grid(models, grid, x, y, steps, lr_mult=lr_mult, blowup=blowup)
+def _flags(models, x, y, grid, steps, lr_multipliers, unstable, blowup=1e6) -> np.ndarray:
+    losses = gd_lr_grid(models, grid, x, y, steps, lr_multipliers=lr_multipliers, blowup=blowup)
     flags = np.array([[unstable(run) for run in per_model] for per_model in losses])
     # Monotone by assumption: everything above the first unstable lr counts as unstable.
     return np.maximum.accumulate(flags, axis=1)
@@ -171,11 +174,16 @@ class RatioInterval:
     t-interval, in log2 units so it can be compared with a multiplicative bracket resolution.
 
     mean: arithmetic mean; log2_halfwidth: ``log2(1 + t_{conf, k-1} * sd / sqrt(k) / mean)``, 0 for one sample;
-    n: number of samples."""
+    n_samples: number of samples (``n`` is a deprecated alias)."""
 
     mean: float
     log2_halfwidth: float
-    n: int
+    n_samples: int
+
+    @property
+    def n(self) -> int:
+        """Deprecated alias of ``n_samples``."""
+        return self.n_samples
 
     def log2_error(self, target: float) -> float:
         """``|log2(mean / target)|``: how far the mean is from ``target`` in doublings."""

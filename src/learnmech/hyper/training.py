@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._aliases import renamed
 from .._checks import positive_float, positive_int
 from .._threads import single_threaded  # noqa: F401  (re-exported by learnmech.hyper)
 from ..seeding import torch_generator
@@ -27,10 +28,15 @@ def half_mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 @dataclass
 class TrainRun:
     """Losses of one run. losses: ``(steps + 1,)`` full-batch training loss (1/2 MSE) before each step and
-    after the last; ``inf`` from the step where it blew up onwards. diverged_at: that step, or None."""
+    after the last; ``inf`` from the step where it blew up onwards. diverged_step: that step, or None."""
 
     losses: np.ndarray
-    diverged_at: int | None
+    diverged_step: int | None
+
+    @property
+    def diverged_at(self) -> int | None:
+        """Deprecated alias of ``diverged_step``."""
+        return self.diverged_step
 
     @property
     def final_loss(self) -> float:
@@ -40,7 +46,7 @@ class TrainRun:
 def freeze(model: nn.Module, names: Sequence[str]) -> dict[str, float]:
     """Freeze the named parameters of ``model`` (``requires_grad = False``) and return ``{name: 0.0}`` for them.
 
-    The returned dict is the ``lr_mult`` that :func:`~learnmech.hyper.gd_lr_grid` and
+    The returned dict is the ``lr_multipliers`` that :func:`~learnmech.hyper.gd_lr_grid` and
     :func:`~learnmech.hyper.lr_boundary` need (they update every parameter unless told otherwise), while
     ``requires_grad = False`` keeps the frozen parameters out of :func:`learnmech.observe.sharpness` and
     :func:`learnmech.kernels.empirical_ntk`, so the curvature measured is that of the parameters GD moves.
@@ -57,15 +63,17 @@ def freeze(model: nn.Module, names: Sequence[str]) -> dict[str, float]:
     return {name: 0.0 for name in names}
 
 
+@renamed(n="n_samples")
 def synthetic_regression(
-    n: int, in_dim: int, seed: int = 0, teacher_width: int = 32
+    n_samples: int, in_dim: int, seed: int = 0, teacher_width: int = 32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed nonlinear regression task: ``x ~ N(0, I_d)`` rows and ``y = tanh-teacher(x)`` of unit variance.
 
-    Returns ``x`` of shape ``(n, in_dim)`` and ``y`` of shape ``(n, 1)``, float32. The teacher is a random
-    one-hidden-layer tanh net (width ``teacher_width``), so the target is learnable but not linear.
+    Returns ``x`` of shape ``(n_samples, in_dim)`` and ``y`` of shape ``(n_samples, 1)``, float32. The teacher is a
+    random one-hidden-layer tanh net (width ``teacher_width``), so the target is learnable but not linear.
+    ``n`` is a deprecated keyword alias of ``n_samples``.
     """
-    n, in_dim = positive_int(n, "n"), positive_int(in_dim, "in_dim")
+    n, in_dim = positive_int(n_samples, "n_samples"), positive_int(in_dim, "in_dim")
     teacher_width = positive_int(teacher_width, "teacher_width")
     gen = torch_generator(seed)
     x = torch.randn(n, in_dim, generator=gen)
@@ -89,7 +97,7 @@ def train(
     """Train ``model`` with ``optimizer`` on half-MSE for ``steps`` steps and record the full-batch loss.
 
     x: ``(n, ...)`` inputs; y: ``(n, out)`` targets; batch_size: None for full-batch GD, else minibatches drawn
-    with ``seed``. The run stops (``diverged_at`` set) once the loss is non-finite or exceeds ``blowup`` times its
+    with ``seed``. The run stops (``diverged_step`` set) once the loss is non-finite or exceeds ``blowup`` times its
     initial value: such a run is unstable, and continuing would only overflow.
     """
     steps = positive_int(steps, "steps")

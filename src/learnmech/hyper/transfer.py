@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._aliases import renamed
 from .._checks import as_array, one_of, positive_int
 from .batched import gd_lr_grid
 from .parametrize import SCHEMES, parametrize
@@ -105,7 +106,7 @@ def lr_sweep(
             extra = dict(parametrize_kwargs(width)) if parametrize_kwargs is not None else {}
             mults = parametrize(model, scheme, base_width, seed=int(seed), gain=gain, **extra).lr_multipliers("sgd")
             models.append(model)
-        curve = gd_lr_grid(models, 2.0**grid, x, y, steps, lr_mult=mults)  # (seeds, lrs, steps + 1)
+        curve = gd_lr_grid(models, 2.0**grid, x, y, steps, lr_multipliers=mults)  # (seeds, lrs, steps + 1)
         curves.append(curve)
         losses.append(curve[..., -average_last:].mean(axis=-1))
         if on_width is not None:
@@ -136,9 +137,12 @@ def _slope(log2_widths: np.ndarray, optima: np.ndarray) -> float:
     return float(np.polyfit(log2_widths, optima, 1)[0])
 
 
-def optimum_drift(sweep: LRSweep, *, n_boot: int = 200, seed: int = 0) -> Drift:
-    """Fit the drift of the optimal log2-lr across the sweep's widths, with a seed-bootstrap standard error."""
-    n_boot = positive_int(n_boot, "n_boot")
+@renamed(n_boot="n_bootstrap")
+def optimum_drift(sweep: LRSweep, *, n_bootstrap: int = 200, seed: int = 0) -> Drift:
+    """Fit the drift of the optimal log2-lr across the sweep's widths, with a seed-bootstrap standard error.
+
+    n_bootstrap: bootstrap resamples of the seeds (``n_boot`` is a deprecated keyword alias)."""
+    n_bootstrap = positive_int(n_bootstrap, "n_bootstrap")
     log_loss = np.log(np.where(np.isfinite(sweep.loss), sweep.loss, np.inf))
     log2_widths = np.log2(sweep.widths)
     optima = optimal_log2_lr(sweep.log2_lrs, np.exp(log_loss.mean(axis=0)))
@@ -146,8 +150,8 @@ def optimum_drift(sweep: LRSweep, *, n_boot: int = 200, seed: int = 0) -> Drift:
         raise ValueError("every learning rate diverged at some width; widen the lr grid downwards")
     rng = np.random.default_rng(seed)
     n_seeds = log_loss.shape[0]
-    boot = np.empty((n_boot, len(sweep.widths)))
-    for b in range(n_boot):
+    boot = np.empty((n_bootstrap, len(sweep.widths)))
+    for b in range(n_bootstrap):
         pick = rng.integers(0, n_seeds, n_seeds)
         boot[b] = optimal_log2_lr(sweep.log2_lrs, np.exp(log_loss[pick].mean(axis=0)))
     ok = ~np.isnan(boot).any(axis=1)

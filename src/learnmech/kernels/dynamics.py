@@ -376,13 +376,18 @@ def nngp_posterior(
 @dataclass
 class GDTrajectory:
     """Outputs of a network during full-batch GD: ``steps`` ``(T,)``, ``train``/``test`` ``(T, n, k)``,
-    ``loss`` ``(T,)`` (``1/2 mean((f - Y)^2)``), ``diverged_at``: first step with a non-finite loss or None."""
+    ``loss`` ``(T,)`` (``1/2 mean((f - Y)^2)``), ``diverged_step``: first step with a non-finite loss or None."""
 
     steps: np.ndarray
     train: np.ndarray
     test: np.ndarray | None
     loss: np.ndarray
-    diverged_at: int | None
+    diverged_step: int | None
+
+    @property
+    def diverged_at(self) -> int | None:
+        """Deprecated alias of ``diverged_step``."""
+        return self.diverged_step
 
 
 def _gd_update(params: list[torch.Tensor], grads: Sequence[torch.Tensor], lr: float, momentum: float,
@@ -421,7 +426,7 @@ def train_mse_gd(
     x_train ``(n, ...)``, y_train ``(n,)`` or ``(n, k)``; outputs are recorded as ``(n, k)`` float64.
     momentum: heavy-ball coefficient in ``[0, 1)`` (``v <- momentum v - lr grad``, ``theta <- theta + v``,
     ``v_0 = 0``: the dynamics :func:`gradient_descent` predicts). Runs on the device of the model's parameters.
-    Training stops early (``diverged_at`` set) when the loss becomes NaN/inf.
+    Training stops early (``diverged_step`` set) when the loss becomes NaN/inf.
     """
     lr = positive_float(lr, "lr")
     momentum = _momentum(momentum)
@@ -438,14 +443,14 @@ def train_mse_gd(
     xt = None if x_test is None else torch.as_tensor(as_array(x_test, "x_test"), dtype=dtype, device=device)
     velocity = [torch.zeros_like(p) for p in params] if momentum > 0 else None
     train_out, test_out, losses = [], [], []
-    diverged_at = None
+    diverged_step = None
     step = 0
     for target_step in steps:
         while True:
             out = model(xs).reshape(ys.shape)
             loss = 0.5 * torch.mean((out - ys) ** 2)
             if not torch.isfinite(loss):
-                diverged_at = step
+                diverged_step = step
                 break
             if step == target_step:
                 train_out.append(out.detach().cpu().double().numpy())
@@ -455,7 +460,7 @@ def train_mse_gd(
                 break
             _gd_update(params, torch.autograd.grad(loss, params), lr, momentum, velocity)
             step += 1
-        if diverged_at is not None:
+        if diverged_step is not None:
             break
     recorded = len(train_out)
     return GDTrajectory(
@@ -463,5 +468,5 @@ def train_mse_gd(
         train=np.asarray(train_out),
         test=np.asarray(test_out) if xt is not None else None,
         loss=np.asarray(losses),
-        diverged_at=diverged_at,
+        diverged_step=diverged_step,
     )

@@ -39,6 +39,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn import functional as F  # noqa: N812 - the usual alias
 
+from .._aliases import renamed
 from .._checks import as_array, one_of, positive_float, positive_int
 from ..seeding import torch_generator
 
@@ -106,14 +107,15 @@ class _Activation(nn.Module):
         return self.fn(x)
 
 
+@renamed(in_features="in_dim", out_features="out_dim")
 def mlp_network(
-    in_features: int,
+    in_dim: int,
     hidden_layers: int,
     width: int,
     activation: str | Callable[[torch.Tensor], torch.Tensor] = "relu",
     W_std: float = 1.0,
     b_std: float = 0.0,
-    out_features: int = 1,
+    out_dim: int = 1,
     *,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
@@ -122,16 +124,18 @@ def mlp_network(
     """A finite-width MLP in the NTK parameterization whose infinite-width kernels are exactly
     ``learnmech.kernels.mlp(hidden_layers, activation, W_std, b_std, parameterization="ntk")``.
 
-    Layers: ``hidden_layers`` x (dense of ``width`` units, activation), then a dense readout of ``out_features``.
+    Layers: ``hidden_layers`` x (dense of ``width`` units, activation), then a dense readout of ``out_dim``.
     Every dense layer computes ``W_std/sqrt(fan_in) x W^T + b_std b`` with all parameters ``N(0, 1)`` (drawn from
-    ``seed``), as neural-tangents' ``stax.Dense(parameterization="ntk")``. Input ``(n, in_features)``, output
-    ``(n, out_features)``. With ``b_std == 0`` the layers have no bias parameters (their kernel terms vanish).
+    ``seed``), as neural-tangents' ``stax.Dense(parameterization="ntk")``. Input ``(n, in_dim)``, output
+    ``(n, out_dim)``. With ``b_std == 0`` the layers have no bias parameters (their kernel terms vanish).
     ``device``: where the network lives (default CPU); the parameters are the same for a seed on every device.
+
+    ``in_features`` and ``out_features`` are deprecated keyword aliases of ``in_dim`` and ``out_dim``.
     """
-    in_features = positive_int(in_features, "in_features")
+    in_dim = positive_int(in_dim, "in_dim")
     hidden_layers = positive_int(hidden_layers, "hidden_layers", minimum=0)
     width = positive_int(width, "width")
-    out_features = positive_int(out_features, "out_features")
+    out_dim = positive_int(out_dim, "out_dim")
     W_std = positive_float(W_std, "W_std")
     b_std = positive_float(b_std, "b_std", allow_zero=True)
     if isinstance(activation, str):
@@ -141,11 +145,11 @@ def mlp_network(
     else:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or a callable, got {activation!r}")
     layers: list[nn.Module] = []
-    fan_in = in_features
+    fan_in = in_dim
     for _ in range(hidden_layers):
         layers += [_Dense(fan_in, width, W_std, b_std), _Activation(act)]
         fan_in = width
-    layers.append(_Dense(fan_in, out_features, W_std, b_std))
+    layers.append(_Dense(fan_in, out_dim, W_std, b_std))
     net = nn.Sequential(*layers).to(dtype)
     gen = torch_generator(seed)
     with torch.no_grad():

@@ -144,7 +144,7 @@ class KernelTrajectory:
     loss: ``(steps + 1,)`` train loss ``1/2 mean (f - y)^2`` before each step and after the last (``inf`` from a
     divergence on); record_steps: ``(r,)`` the steps where the kernel was taken; ntk: ``(r, n, n)`` the empirical
     NTK on the training inputs there; alignment: ``(r,)`` its centred kernel-target alignment with ``y y^T``;
-    test: ``(r, m, k)`` outputs on ``x_test`` at those steps (None without test inputs); diverged_at: step or None.
+    test: ``(r, m, k)`` outputs on ``x_test`` at those steps (None without test inputs); diverged_step: step or None.
     """
 
     loss: np.ndarray
@@ -152,7 +152,12 @@ class KernelTrajectory:
     ntk: np.ndarray
     alignment: np.ndarray
     test: np.ndarray | None
-    diverged_at: int | None
+    diverged_step: int | None
+
+    @property
+    def diverged_at(self) -> int | None:
+        """Deprecated alias of ``diverged_step``."""
+        return self.diverged_step
 
 
 def train_tracking_ntk(
@@ -194,7 +199,7 @@ def train_tracking_ntk(
     targets = ys.detach().cpu().double().numpy()
     losses = np.full(steps + 1, np.inf)
     kernels, alignments, tests = [], [], []
-    diverged_at = None
+    diverged_step = None
     wanted = set(record.tolist())
     for t in range(steps + 1):
         if t in wanted:
@@ -206,7 +211,7 @@ def train_tracking_ntk(
                     tests.append(model(xt).reshape(xt.shape[0], -1).cpu().double().numpy())
         loss = 0.5 * torch.mean((model(xs).reshape(ys.shape) - ys) ** 2)
         if not torch.isfinite(loss):
-            diverged_at = t
+            diverged_step = t
             break
         losses[t] = float(loss.detach())
         if t == steps:
@@ -218,4 +223,4 @@ def train_tracking_ntk(
     recorded = len(kernels)
     return KernelTrajectory(loss=losses, record_steps=record[:recorded], ntk=np.asarray(kernels),
                             alignment=np.asarray(alignments), test=np.asarray(tests) if xt is not None else None,
-                            diverged_at=diverged_at)
+                            diverged_step=diverged_step)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._aliases import renamed
 from .._checks import positive_float, positive_int
 from .._threads import single_threaded
 from ..seeding import rng as make_rng
@@ -57,30 +58,32 @@ class PowerLawTask:
     noise: float
 
 
-def make_task(input_dim: int, spectrum_exponent: float, noise: float, max_width: int, max_train: int,
+@renamed(input_dim="in_dim")
+def make_task(in_dim: int, spectrum_exponent: float, noise: float, max_width: int, max_train: int,
               n_test: int, seed: int) -> PowerLawTask:
     """Draw the power-law task of Maloney et al. (2022) for ``seed``.
 
-    input_dim M: latent dimensions; spectrum_exponent a: lambda_k = k^-(1+a) normalised to sum 1 (so the target
+    in_dim M: latent dimensions; spectrum_exponent a: lambda_k = k^-(1+a) normalised to sum 1 (so the target
     variance is ~1); noise: label-noise standard deviation (the irreducible loss is noise^2, in train and test);
     max_width / max_train: the largest N and D the sweep will use; n_test: held-out examples for the test loss.
+    ``input_dim`` is a deprecated keyword alias of ``in_dim``.
     """
-    input_dim = positive_int(input_dim, "input_dim")
+    in_dim = positive_int(in_dim, "in_dim")
     spectrum_exponent = positive_float(spectrum_exponent, "spectrum_exponent")
     noise = positive_float(noise, "noise", allow_zero=True)
     max_width, max_train = positive_int(max_width, "max_width"), positive_int(max_train, "max_train")
     n_test = positive_int(n_test, "n_test")
     generator = make_rng(seed)
-    spectrum = np.arange(1, input_dim + 1, dtype=float) ** -(1.0 + spectrum_exponent)
+    spectrum = np.arange(1, in_dim + 1, dtype=float) ** -(1.0 + spectrum_exponent)
     spectrum /= spectrum.sum()
-    teacher = generator.choice([-1.0, 1.0], size=input_dim)
+    teacher = generator.choice([-1.0, 1.0], size=in_dim)
     scale = np.sqrt(spectrum)
-    x_test = generator.normal(size=(n_test, input_dim)) * scale
-    x_train = generator.normal(size=(max_train, input_dim)) * scale
+    x_test = generator.normal(size=(n_test, in_dim)) * scale
+    x_train = generator.normal(size=(max_train, in_dim)) * scale
     y_test = x_test @ teacher + noise * generator.normal(size=n_test)
     y_train = x_train @ teacher + noise * generator.normal(size=max_train)
     # He-style first layer for inputs of total variance sum(lambda) = 1: pre-activations have unit variance
-    first_layer = generator.normal(size=(input_dim, max_width))
+    first_layer = generator.normal(size=(in_dim, max_width))
     hidden_test = np.maximum(x_test @ first_layer, 0.0)
     hidden_train = np.maximum(x_train @ first_layer, 0.0)
     return PowerLawTask(spectrum, teacher, y_test, y_train, hidden_test, hidden_train, float(noise))
@@ -151,25 +154,27 @@ def _abs_unit_covariance(correlation: np.ndarray) -> np.ndarray:
     return (2.0 / np.pi) * (np.sqrt(1.0 - rho**2) + rho * np.arcsin(rho) - 1.0)
 
 
-def make_teacher_task(input_dim: int, teacher_width: int, spectrum_exponent: float, noise: float, max_train: int,
+@renamed(input_dim="in_dim")
+def make_teacher_task(in_dim: int, teacher_width: int, spectrum_exponent: float, noise: float, max_train: int,
                       n_val: int, n_test: int, seed: int) -> TeacherTask:
     """Draw the power-law teacher task for ``seed``.
 
-    Inputs x ~ N(0, I_d) (d = ``input_dim``); target y = sum_k a_k (|w_k . x| - sqrt(2/pi)) + noise * eps with K =
+    Inputs x ~ N(0, I_d) (d = ``in_dim``); target y = sum_k a_k (|w_k . x| - sqrt(2/pi)) + noise * eps with K =
     ``teacher_width`` random unit directions w_k and a_k^2 proportional to k^-(1 + a), a = ``spectrum_exponent``
     (the power-law spectrum of Maloney et al. 2022, on nonlinear features). The a_k are scaled so the clean target
     has variance exactly 1 (computed in closed form from the arc-sine kernel, not estimated), so losses are in
     units of the target variance and the noise floor is noise^2. Sizes: ``max_train`` training examples (the
     largest D of the sweep), ``n_val`` for early stopping, ``n_test`` for the test loss.
+    ``input_dim`` is a deprecated keyword alias of ``in_dim``.
     """
-    input_dim = positive_int(input_dim, "input_dim")
+    in_dim = positive_int(in_dim, "in_dim")
     teacher_width = positive_int(teacher_width, "teacher_width")
     spectrum_exponent = positive_float(spectrum_exponent, "spectrum_exponent")
     noise = positive_float(noise, "noise", allow_zero=True)
     max_train, n_val, n_test = (positive_int(max_train, "max_train"), positive_int(n_val, "n_val"),
                                 positive_int(n_test, "n_test"))
     generator = make_rng(seed)
-    directions = generator.normal(size=(teacher_width, input_dim))
+    directions = generator.normal(size=(teacher_width, in_dim))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     coefficients = np.arange(1, teacher_width + 1, dtype=float) ** (-(1.0 + spectrum_exponent) / 2)
     # Var(sum a_k |w_k.x|) = a' C a with C_kl = Cov(|z_k|, |z_l|), corr(z_k, z_l) = w_k . w_l
@@ -177,7 +182,7 @@ def make_teacher_task(input_dim: int, teacher_width: int, spectrum_exponent: flo
     coefficients /= np.sqrt(variance)
 
     def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = generator.normal(size=(n, input_dim))
+        x = generator.normal(size=(n, in_dim))
         y = (np.abs(x @ directions.T) - _MEAN_ABS_GAUSSIAN) @ coefficients + noise * generator.normal(size=n)
         return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
 
@@ -187,10 +192,13 @@ def make_teacher_task(input_dim: int, teacher_width: int, spectrum_exponent: flo
     return TeacherTask(x_train, y_train, x_val, y_val, x_test, y_test, coefficients, directions, float(noise))
 
 
-def mlp_parameter_count(width: int, input_dim: int) -> int:
-    """Trainable parameters of the two-layer MLP of :func:`train_mlps`: width * (input_dim + 2) + 1
-    (first-layer weights and biases, readout weights, readout bias): the N of L(N, D)."""
-    return positive_int(width, "width") * (positive_int(input_dim, "input_dim") + 2) + 1
+@renamed(input_dim="in_dim")
+def mlp_parameter_count(width: int, in_dim: int) -> int:
+    """Trainable parameters of the two-layer MLP of :func:`train_mlps`: width * (in_dim + 2) + 1
+    (first-layer weights and biases, readout weights, readout bias): the N of L(N, D).
+    ``input_dim`` is a deprecated keyword alias of ``in_dim``.
+    """
+    return positive_int(width, "width") * (positive_int(in_dim, "in_dim") + 2) + 1
 
 
 def train_mlps(task: TeacherTask, widths: Sequence[int], n_train: int, *, steps: int, lr: float,
@@ -209,8 +217,8 @@ def train_mlps(task: TeacherTask, widths: Sequence[int], n_train: int, *, steps:
     the inputs, and each width's output sums only its own block, so the runs are independent (Adam is elementwise)
     but cost one pass. Returns one dict per width: ``test_loss``, ``val_loss``, ``train_loss`` (MSE at the chosen
     parameters, in units of the target variance), ``best_step``, ``parameters`` (:func:`mlp_parameter_count`) and
-    ``diverged_at`` (None, or the step at which a validation loss was NaN/inf: training stops there and the best
-    parameters so far are reported).
+    ``diverged_step`` (None, or the step at which a validation loss was NaN/inf: training stops there and the best
+    parameters so far are reported; ``diverged_at`` is a deprecated key holding the same value).
     """
     widths = [positive_int(w, "widths") for w in widths]
     if not widths:
@@ -287,6 +295,6 @@ def _train_mlps(task: TeacherTask, widths: list[int], n_train: int, steps: int, 
     return [
         {"test_loss": float(test[j]), "val_loss": float(best_val[j]), "train_loss": float(train[j]),
          "best_step": int(best_step[j]), "parameters": mlp_parameter_count(w, input_dim),
-         "diverged_at": diverged_at}
+         "diverged_step": diverged_at, "diverged_at": diverged_at}
         for j, w in enumerate(widths)
     ]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._aliases import renamed
 from .._checks import positive_float, positive_int
 from ..seeding import rng as make_rng
 from ..solvable import eigenlearning
@@ -49,20 +50,26 @@ class ProjectionTask:
     noise: float
 
 
-def power_spectrum(input_dim: int, spectrum_exponent: float) -> np.ndarray:
-    """lambda_k = k^-(1 + a), k = 1..M, normalised to sum 1 (Maloney et al. 2022, eq. 2.3)."""
-    spectrum = np.arange(1, positive_int(input_dim, "input_dim") + 1, dtype=float) ** -(
+@renamed(input_dim="in_dim")
+def power_spectrum(in_dim: int, spectrum_exponent: float) -> np.ndarray:
+    """lambda_k = k^-(1 + a), k = 1..M, normalised to sum 1 (Maloney et al. 2022, eq. 2.3).
+    ``input_dim`` is a deprecated keyword alias of ``in_dim``.
+    """
+    spectrum = np.arange(1, positive_int(in_dim, "in_dim (formerly input_dim)") + 1, dtype=float) ** -(
         1.0 + positive_float(spectrum_exponent, "spectrum_exponent"))
     return spectrum / spectrum.sum()
 
 
-def make_projection_task(input_dim: int, spectrum_exponent: float, noise: float, max_width: int, max_train: int,
+@renamed(input_dim="in_dim")
+def make_projection_task(in_dim: int, spectrum_exponent: float, noise: float, max_width: int, max_train: int,
                          n_test: int, seed: int) -> ProjectionTask:
-    """Draw the task of Maloney et al. (2022) for ``seed``: M = ``input_dim`` latent dimensions with spectrum
+    """Draw the task of Maloney et al. (2022) for ``seed``: M = ``in_dim`` latent dimensions with spectrum
     exponent a, label noise ``noise`` (standard deviation; the irreducible loss is noise^2), a projection to
     ``max_width`` features (a width-N learner uses the first N columns), ``max_train`` training examples (a
-    D-example run uses the first D) and ``n_test`` test examples."""
-    spectrum = power_spectrum(input_dim, spectrum_exponent)
+    D-example run uses the first D) and ``n_test`` test examples.
+    ``input_dim`` is a deprecated keyword alias of ``in_dim``.
+    """
+    spectrum = power_spectrum(in_dim, spectrum_exponent)
     noise = positive_float(noise, "noise", allow_zero=True)
     max_width, max_train = positive_int(max_width, "max_width"), positive_int(max_train, "max_train")
     n_test = positive_int(n_test, "n_test")

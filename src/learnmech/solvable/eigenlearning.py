@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from .._aliases import renamed
 from .._checks import as_array, positive_float, positive_int
 from ._linalg import eigh, matmul, single_threaded, solve_psd
 
@@ -51,10 +52,11 @@ class EigenlearningPrediction:
     per eigenvalue entry, i.e. per degenerate block when ``multiplicity`` was given).
     overfitting_coefficient: E0 >= 1. test_mse: expected MSE against noisy test labels (target units squared).
     clean_test_mse: the same against the noiseless target (test_mse - noise). train_mse: expected training MSE.
-    learnability_sum: sum_i L_i, which the conservation law fixes to ``n - ridge / kappa``.
+    learnability_sum: sum_i L_i, which the conservation law fixes to ``n_train - ridge / kappa``.
+    n_train: training-set size n (``n`` is a deprecated alias).
     """
 
-    n: float
+    n_train: float
     ridge: float
     noise: float
     kappa: float
@@ -64,6 +66,11 @@ class EigenlearningPrediction:
     clean_test_mse: float
     train_mse: float
     learnability_sum: float
+
+    @property
+    def n(self) -> float:
+        """Alias of ``n_train`` (the papers' symbol)."""
+        return self.n_train
 
     @property
     def E0(self) -> float:  # noqa: N802 - the papers' symbol
@@ -94,20 +101,22 @@ def _multiplicity(multiplicity: object | None, shape: tuple[int, ...]) -> np.nda
     return mult
 
 
+@renamed(n="n_train")
 def effective_regularization(
-    eigenvalues: object, n: float, ridge: float = 0.0, multiplicity: object | None = None
+    eigenvalues: object, n_train: float, ridge: float = 0.0, multiplicity: object | None = None
 ) -> float:
     """kappa > 0 solving sum_i m_i lam_i/(lam_i + kappa) + ridge/kappa = n (Simon et al. 2021).
 
-    eigenvalues: ``(M,)`` >= 0. n: training-set size (> 0; real values allowed for smooth curves).
+    eigenvalues: ``(M,)`` >= 0. n_train: training-set size n (> 0; real values allowed for smooth curves).
     ridge: >= 0, added to the Gram matrix. With ``ridge == 0`` a solution exists only if n is below the
     number of positive eigenvalues (the rank): at or above it ridgeless regression interpolates exactly and
     kappa -> 0, which is a ValueError here. multiplicity: optional ``(M,)`` counts m_i of degenerate eigenvalues
     (default 1 each), so spectra with billions of eigenvalues in a few degenerate blocks stay cheap.
+    ``n`` is a deprecated keyword alias of ``n_train``.
     """
     lam = _spectrum(eigenvalues)
     mult = _multiplicity(multiplicity, lam.shape)
-    n = positive_float(n, "n")
+    n = positive_float(n_train, "n_train")
     ridge = positive_float(ridge, "ridge", allow_zero=True)
     rank = float(np.sum(mult[lam > 0]))
     if ridge == 0 and n >= rank:
@@ -132,10 +141,11 @@ def effective_regularization(
     return math.exp(log_kappa)
 
 
+@renamed(n="n_train")
 def eigenlearning(
     eigenvalues: object,
     target_coeffs: object,
-    n: float,
+    n_train: float,
     ridge: float = 0.0,
     noise: float = 0.0,
     multiplicity: object | None = None,
@@ -143,11 +153,12 @@ def eigenlearning(
     """Eigenlearning estimate of kernel regression's test and train MSE with n samples.
 
     eigenvalues: ``(M,)`` operator eigenvalues lam_i >= 0 (any order). target_coeffs: ``(M,)`` coefficients v_i
-    of the target in the same eigenbasis (only v_i^2 matters). n: number of training samples. ridge: >= 0,
+    of the target in the same eigenbasis (only v_i^2 matters). n_train: number of training samples n. ridge: >= 0,
     added to the raw Gram matrix. noise: variance of the label noise (target units squared).
     multiplicity: optional ``(M,)`` sizes m_i of degenerate eigenvalue blocks; then target_coeffs[i]^2 is the
     target's total power in block i and every sum over modes is weighted by m_i.
     Formulas: Simon et al. (2021), Sec. 3-4; Bordelon, Canatar & Pehlevan (2020).
+    ``n`` is a deprecated keyword alias of ``n_train``.
     """
     lam = _spectrum(eigenvalues)
     coeffs = as_array(target_coeffs, "target_coeffs", ndim=1)
@@ -156,8 +167,8 @@ def eigenlearning(
     noise = positive_float(noise, "noise", allow_zero=True)
     ridge = positive_float(ridge, "ridge", allow_zero=True)
     mult = _multiplicity(multiplicity, lam.shape)
-    kappa = effective_regularization(lam, n, ridge, mult)
-    n = float(n)
+    kappa = effective_regularization(lam, n_train, ridge, mult)
+    n = float(n_train)
     learn = lam / (lam + kappa)
     # E0 = n/(n - sum L^2): finite because sum L^2 < sum L <= n (Simon et al. 2021).
     overfit = n / (n - float(np.sum(mult * learn**2)))
@@ -166,7 +177,7 @@ def eigenlearning(
     # Training error = (ridge/(n kappa))^2 x test error (Simon et al. 2021; Canatar et al. 2021).
     train = (ridge / (n * kappa)) ** 2 * test
     return EigenlearningPrediction(
-        n=n,
+        n_train=n,
         ridge=ridge,
         noise=noise,
         kappa=kappa,

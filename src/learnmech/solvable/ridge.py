@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._aliases import renamed
 from .._checks import as_array, positive_float, positive_int
 from ._linalg import matmul, solve_psd
 
@@ -97,16 +98,21 @@ def ridge_risk_finite_ridgeless(n: int, d: int, signal: float = 1.0, noise: floa
     return r2 * (1.0 - n / d) + s2 * n / (d - n - 1)
 
 
+@renamed(n="n_samples", d="in_dim", rng="seed")
 def simulate_ridge_risk(
-    n: int, d: int, ridge: float, signal: float, noise: float, rng: np.random.Generator
+    n_samples: int, in_dim: int, ridge: float, signal: float, noise: float, seed: int | np.random.Generator = 0
 ) -> float:
     """One draw of the excess risk ||beta_hat - beta||^2 of ridge(less) regression on fresh Gaussian data.
 
     beta is uniform on the sphere of radius sqrt(signal); X ~ N(0, 1)^(n x d); eps ~ N(0, noise). ridge = 0 uses
     the minimum-norm least-squares solution (pseudo-inverse). Returns a float in target units squared.
+    n_samples: n, rows of X. in_dim: d, columns of X. seed: an int, or a ``numpy.random.Generator`` to draw from
+    (advanced in place, so repeated calls on one stream give independent draws). ``n``, ``d`` and ``rng`` are
+    deprecated keyword aliases of ``n_samples``, ``in_dim`` and ``seed``.
     """
-    n = positive_int(n, "n")
-    d = positive_int(d, "d")
+    n = positive_int(n_samples, "n_samples")
+    d = positive_int(in_dim, "in_dim")
+    rng = np.random.default_rng(seed)  # a Generator passes through unchanged
     lam = positive_float(ridge, "ridge", allow_zero=True)
     r2 = positive_float(signal, "signal", allow_zero=True)
     s2 = positive_float(noise, "noise", allow_zero=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from .._aliases import renamed
 from .._checks import as_array, positive_int
 
 __all__ = [
@@ -127,17 +128,19 @@ class SphereSpectrum:
         return eigenvalues, coeffs
 
 
+@renamed(dim="in_dim")
 def sphere_kernel_spectrum(
-    kernel: Callable[[np.ndarray, np.ndarray], np.ndarray], dim: int, max_degree: int, quadrature_points: int = 0
+    kernel: Callable[[np.ndarray, np.ndarray], np.ndarray], in_dim: int, max_degree: int, quadrature_points: int = 0
 ) -> SphereSpectrum:
-    """Degree-wise eigenvalues of a dot-product kernel on the unit sphere S^(dim-1) by Gauss-Jacobi quadrature.
+    """Degree-wise eigenvalues of a dot-product kernel on the unit sphere S^(in_dim-1) by Gauss-Jacobi quadrature.
 
-    kernel: ``kernel(x1 (m, dim), x2 (1, dim)) -> (m, 1)`` array (e.g. ``lambda a, b: kernel_fn(a, b).ntk``);
+    in_dim: the input dimension d >= 3 (``dim`` is a deprecated keyword alias).
+    kernel: ``kernel(x1 (m, in_dim), x2 (1, in_dim)) -> (m, 1)`` array (e.g. ``lambda a, b: kernel_fn(a, b).ntk``);
     it is evaluated on unit vectors at angles t = x.x'. max_degree: K. quadrature_points: default 4K + 200
     (the kernels of ReLU nets are not analytic at t = +-1, so the rule needs more nodes than degrees).
     lam_k = E_t[K(t) P_k(t)] with t ~ (1 - t^2)^((d-3)/2) (Smola et al. 2001; Bordelon et al. 2020, Sec. 4).
     """
-    dim = positive_int(dim, "dim", minimum=3)
+    dim = positive_int(in_dim, "in_dim", minimum=3)
     max_degree = positive_int(max_degree, "max_degree", minimum=0)
     nodes_count = positive_int(quadrature_points or 4 * max_degree + 200, "quadrature_points")
     alpha = (dim - 3) / 2.0
@@ -160,11 +163,17 @@ def sphere_kernel_spectrum(
         max_degree + 1)), trace=trace)
 
 
-def uniform_sphere(num_points: int, dim: int, rng: np.random.Generator) -> np.ndarray:
-    """``(num_points, dim)`` points uniform on the unit sphere S^(dim-1) (normalised Gaussians)."""
-    num_points = positive_int(num_points, "num_points")
-    dim = positive_int(dim, "dim", minimum=2)
-    x = rng.standard_normal((num_points, dim))
+@renamed(num_points="n_samples", dim="in_dim", rng="seed")
+def uniform_sphere(n_samples: int, in_dim: int, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """``(n_samples, in_dim)`` points uniform on the unit sphere S^(in_dim-1) (normalised Gaussians).
+
+    seed: an int, or a ``numpy.random.Generator`` to draw from (advanced in place, for a shared stream).
+    ``num_points``, ``dim`` and ``rng`` are deprecated keyword aliases of ``n_samples``, ``in_dim`` and ``seed``.
+    """
+    n_samples = positive_int(n_samples, "n_samples")
+    dim = positive_int(in_dim, "in_dim", minimum=2)
+    # default_rng returns a Generator unchanged, so a caller's shared stream draws exactly as before.
+    x = np.random.default_rng(seed).standard_normal((n_samples, dim))
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -193,16 +202,21 @@ class HarmonicTarget:
         return np.einsum("kmj,kj->m", table, self.weights * np.sqrt(self.degree_power)[:, None])
 
 
+@renamed(dim="in_dim", rng="seed")
 def make_harmonic_target(
-    dim: int, degree_power: object, rng: np.random.Generator, num_centers: int = 16
+    in_dim: int, degree_power: object, seed: int | np.random.Generator = 0, num_centers: int = 16
 ) -> HarmonicTarget:
     """Draw a :class:`HarmonicTarget` whose degree-k component has power exactly ``degree_power[k]``.
 
     Normalisation by the addition theorem: E_x[P_k(x.z) P_k(x.z')] = P_k(z.z') / N(d, k), so
     E[g_k^2] = c^T G_k c / N(d, k) with G_k = [P_k(z_j.z_j')] (Atkinson & Han 2012, Thm. 2.9), and c is
     rescaled to make it 1.
+
+    in_dim: the input dimension d. seed: an int, or a ``numpy.random.Generator`` to draw from (advanced in place).
+    ``dim`` and ``rng`` are deprecated keyword aliases of ``in_dim`` and ``seed``.
     """
-    dim = positive_int(dim, "dim", minimum=2)
+    dim = positive_int(in_dim, "in_dim", minimum=2)
+    rng = np.random.default_rng(seed)  # a Generator passes through unchanged
     power = as_array(degree_power, "degree_power", ndim=1)
     if np.any(power < 0):
         raise ValueError("degree_power must be >= 0")

@@ -114,9 +114,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
                 lams.append(sharpness(model, hyper.half_mse, (x, y), rtol=SHARPNESS_RTOL))
             lam = float(np.mean(lams))
             brackets = hyper.lr_boundary(models, x, y, hyper.spiked, 1.0 / lam, 4.0 / lam, steps=config["steps"],
-                                         rounds=config["rounds"], points=config["points"], lr_mult=lr_mult)
+                                         rounds=config["rounds"], points=config["points"], lr_multipliers=lr_mult)
             centre = np.array([[1.0 / lam_k] for lam_k in lams])  # lr lambda_0 = 1: mid-way in the stable range
-            finals = hyper.gd_lr_grid(models, centre, x, y, config["steps"], lr_mult=lr_mult)[:, 0, -1]
+            finals = hyper.gd_lr_grid(models, centre, x, y, config["steps"], lr_multipliers=lr_mult)[:, 0, -1]
             onset[width] = [b.estimate * lam_k for b, lam_k in zip(brackets, lams, strict=True)]
             rows += [(width, lam_k, b.estimate, float(f)) for b, lam_k, f in zip(brackets, lams, finals, strict=True)]
             resolution = max(resolution, *(b.log2_halfwidth for b in brackets))

@@ -76,7 +76,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
             lam = float(lams.mean())
             for bi, (name, test, lo, hi) in enumerate((("spike", hyper.spiked, 1.0, 4.0),
                                                        ("divergence", hyper.blew_up, 2.0, 8.0))):
-                brackets = hyper.lr_boundary(models, x, y, test, lo / lam, hi / lam, lr_mult=lr_mult, **common)
+                brackets = hyper.lr_boundary(models, x, y, test, lo / lam, hi / lam, lr_multipliers=lr_mult, **common)
                 points[name][width] = [b.estimate * lam_k for b, lam_k in zip(brackets, lams, strict=True)]
                 resolution = max(resolution, *(b.log2_halfwidth for b in brackets))
                 step(2 * wi + bi + 1, total, f"width {width}: {name} boundary")
@@ -139,7 +139,8 @@ def _catapult_demo(model, lr_mult, lam: float, x, y, steps: int) -> dict[str, An
     """Loss curves below, inside and above the band, the exact uv recursion for the one inside, and the NTK
     before/after a catapult run."""
     factors = (1.5, 3.0, 4.5)
-    curves = hyper.gd_lr_grid([model], [f / lam for f in factors], x, y, steps, lr_mult=lr_mult, blowup=BLOWUP)[0]
+    curves = hyper.gd_lr_grid([model], [f / lam for f in factors], x, y, steps, lr_multipliers=lr_mult,
+                              blowup=BLOWUP)[0]
     inside = copy.deepcopy(model)
     lr = 3.0 / lam
     run = hyper.train(inside, torch.optim.SGD([p for p in inside.parameters() if p.requires_grad], lr=lr), x, y,
@@ -185,7 +186,8 @@ def _multi_example_boundary(config: dict[str, Any], seed: int, widths: list[int]
     models, lr_mult = [m for m, _ in built], built[0][1]
     tops = [_top_gauss_newton(m, x) for m in models]
     lams = np.array([t[0] for t in tops])
-    brackets = hyper.lr_boundary(models, x, y, hyper.blew_up, 2.0 / lams.mean(), 8.0 / lams.mean(), lr_mult=lr_mult,
+    brackets = hyper.lr_boundary(models, x, y, hyper.blew_up, 2.0 / lams.mean(), 8.0 / lams.mean(),
+                                 lr_multipliers=lr_mult,
                                  steps=config["steps"], rounds=config["rounds"], points=config["points"],
                                  blowup=BLOWUP)
     ratios = [b.estimate * lam for b, lam in zip(brackets, lams, strict=True)]

@@ -108,8 +108,8 @@ def _mlp_runs(config: dict[str, Any], run_seed: int, widths: list[int], sizes: l
                                  seed=run_seed)
             by_size[size] = dict(zip(widths, results, strict=True))
         result = by_size[size][width]
-        if result["diverged_at"] is not None:
-            raise Diverged(result["diverged_at"], f"width {width}, {size} examples: validation loss not finite")
+        if result["diverged_step"] is not None:
+            raise Diverged(result["diverged_step"], f"width {width}, {size} examples: validation loss not finite")
         return result
 
     return compute

@@ -110,8 +110,8 @@ def run(config: dict[str, Any], seed: int) -> Result:
         step(i + 1, len(alphas) + 1, f"alpha {alpha:g}")
         net = centered_scaled(copy.deepcopy(base), alpha)
         trajectory = train_mse_gd(net, x_train, y_train, lr0 / alpha**2, [0, steps], x_test=x_test)
-        if trajectory.diverged_at is not None:
-            raise Diverged(trajectory.diverged_at, f"alpha {alpha:g} diverged")
+        if trajectory.diverged_step is not None:
+            raise Diverged(trajectory.diverged_step, f"alpha {alpha:g} diverged")
         theta_t = empirical_ntk(net.model, x)
         first = net.model[0].linear.weight.detach().double().numpy()
         after = gradient_flow(theta_t[:n_train, :n_train], theta_t[n_train:, :n_train], y_train, steps, lr=lr0)

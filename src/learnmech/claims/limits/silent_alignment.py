@@ -131,8 +131,8 @@ def run(config: dict[str, Any], seed: int) -> Result:
             f0_train = net(torch.as_tensor(x)).numpy()
             f0_test = net(torch.as_tensor(x_test)).numpy()
         traj = train_tracking_ntk(net, x, y, lr, steps, records, x_test=x_test)
-        if traj.diverged_at is not None:
-            raise Diverged(traj.diverged_at, f"{label} init diverged")
+        if traj.diverged_step is not None:
+            raise Diverged(traj.diverged_step, f"{label} init diverged")
         timing = _timing(traj, lr)
         k_test_final = empirical_ntk(net, x_test, x)
         norm_t = float(torch.cat([p.detach().reshape(-1) for p in net.parameters()]).norm())

@@ -74,8 +74,8 @@ def run(config: dict[str, Any], seed: int) -> Result:
     ntk_init = empirical_ntk(net, x)
     step(1, 4, "trained network: gradient descent")
     trajectory = train_mse_gd(net, x_train, y_train, lr, record, x_test=x_test)
-    if trajectory.diverged_at is not None:
-        raise Diverged(trajectory.diverged_at)
+    if trajectory.diverged_step is not None:
+        raise Diverged(trajectory.diverged_step)
     step(2, 4, "kernel after training")
     ntk_final = empirical_ntk(net, x)
     step(3, 4, "predictions")
@@ -105,8 +105,8 @@ def run(config: dict[str, Any], seed: int) -> Result:
     def deviation_of(width: int) -> float:
         other = mlp_network(dim, width=width, seed=int(generator.integers(2**31)), **arch)
         run_ = train_mse_gd(other, x_train, y_train, lr, record, x_test=x_test)
-        if run_.diverged_at is not None:
-            raise Diverged(run_.diverged_at)
+        if run_.diverged_step is not None:
+            raise Diverged(run_.diverged_step)
         pred = gradient_flow(kernel[:n_train, :n_train], kernel[n_train:, :n_train], y_train, record, lr=lr,
                              y0_train=run_.train[0], y0_test=run_.test[0])
         move = float(_rms(pred.test[-1] - run_.test[0], (0, 1)))

@@ -67,8 +67,8 @@ def _arm(scheme: str, lr: float, widths: list[int], seeds: list[int], x: torch.T
             rules = hyper.parametrize(model, scheme, base_width=widths[0], gain=math.sqrt(2.0),
                                       seed=s * 100_003 + width)
             run = hyper.train(model, rules.optimizer(torch.optim.SGD, lr), x, y, steps)
-            if run.diverged_at is not None:
-                raise Diverged(run.diverged_at, f"{scheme} width {width} seed {s} diverged")
+            if run.diverged_step is not None:
+                raise Diverged(run.diverged_step, f"{scheme} width {width} seed {s} diverged")
             per_seed.append(run.losses)
             with torch.no_grad():
                 outs.append(model(x_test).double().numpy())

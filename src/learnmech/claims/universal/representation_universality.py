@@ -68,7 +68,7 @@ REFERENCE_NEURONS = 4096  # neurons of the independent untrained net that estima
 
 
 def _ntk_net(width: int, seed: int) -> torch.nn.Module:
-    return mlp_network(64, 1, width, "relu", W_std=2**0.5, b_std=0.0, out_features=10, seed=seed,
+    return mlp_network(64, 1, width, "relu", W_std=2**0.5, b_std=0.0, out_dim=10, seed=seed,
                        dtype=torch.float32)
 
 
