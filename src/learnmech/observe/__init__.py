@@ -21,12 +21,14 @@ Spectra of weights (``esd_alpha``), neural collapse, kernels and representations
 from . import tasks
 from .collapse import NeuralCollapse, etf_sampling_null, neural_collapse, simplex_etf
 from .esd import (
-    PowerLawFit,
+    PowerLawFit,  # noqa: F401 - deprecated alias of TailFit
+    TailFit,
     bulk_fit,
     esd_alpha,
+    fit_tail,
     layer_alphas,
     power_law_bulk,
-    power_law_fit,
+    power_law_fit,  # noqa: F401 - deprecated alias of fit_tail
     spectral_density,
     spiked_null,
 )
@@ -71,7 +73,7 @@ __all__ = [
     "NeuralCollapse",
     "NoiseScale",
     "Observer",
-    "PowerLawFit",
+    "TailFit",
     "TraceEstimate",
     "tasks",
     "centered_gram",
@@ -101,7 +103,7 @@ __all__ = [
     "simplex_etf",
     "ntk_drift",
     "power_iteration",
-    "power_law_fit",
+    "fit_tail",
     "read_observations",
     "sharpness",
     "snapshot",

@@ -9,6 +9,7 @@ continuous power-law maximum-likelihood estimate with xmin chosen to minimise th
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 from .._checks import as_array, positive_int
 
 __all__ = [
-    "PowerLawFit", "spectral_density", "power_law_fit", "esd_alpha", "layer_alphas", "bulk_fit", "spiked_null",
+    "TailFit", "spectral_density", "fit_tail", "esd_alpha", "layer_alphas", "bulk_fit", "spiked_null",
     "power_law_bulk",
 ]
 
@@ -30,7 +31,7 @@ _BLOCK_ELEMENTS = 4_000_000
 
 
 @dataclass
-class PowerLawFit:
+class TailFit:
     """Continuous power-law fit p(x) = (alpha - 1) / xmin * (x / xmin)^-alpha for x >= xmin.
 
     alpha: exponent (dimensionless); xmin: lower cutoff (units of the data); ks_distance: the KS distance of the
@@ -57,7 +58,12 @@ def spectral_density(weight: Any) -> np.ndarray:
     return np.sort(singular**2)
 
 
-def power_law_fit(samples: Any, *, xmin: float | None = None, min_tail: int = 2) -> PowerLawFit:
+# The ESD tail fit was called PowerLawFit / power_law_fit, names that clash with laws.PowerLawFit / fit_power_law
+# (a curve fit y = c x^-k, an unrelated thing): the old names stay as deprecated aliases.
+PowerLawFit = TailFit
+
+
+def fit_tail(samples: Any, *, xmin: float | None = None, min_tail: int = 2) -> TailFit:
     """Fit a continuous power law to positive ``samples`` (n,) by MLE, with ``xmin`` either given or chosen
     among the samples (all but the largest) to minimise the KS distance (Clauset et al. 2009, sec. 3.3).
 
@@ -110,7 +116,7 @@ def power_law_fit(samples: Any, *, xmin: float | None = None, min_tail: int = 2)
     best = int(np.argmin(distances))
     alpha = float(alphas[best])
     size = int(tail_sizes[best])
-    return PowerLawFit(
+    return TailFit(
         alpha=alpha,
         xmin=float(data[candidates[best]]),
         ks_distance=float(distances[best]),
@@ -119,6 +125,12 @@ def power_law_fit(samples: Any, *, xmin: float | None = None, min_tail: int = 2)
     )
 
 
+
+def power_law_fit(samples: Any, *, xmin: float | None = None, min_tail: int = 2) -> TailFit:
+    """Deprecated alias of :func:`fit_tail` (the name clashed with :func:`learnmech.laws.fit_power_law`)."""
+    warnings.warn("observe.power_law_fit is deprecated, use observe.fit_tail", DeprecationWarning, stacklevel=2)
+    return fit_tail(samples, xmin=xmin, min_tail=min_tail)
+
 def esd_alpha(weight: Any) -> float:
     """Power-law exponent alpha of the ESD of ``weight`` (Martin & Mahoney 2021): the CSN fit of the nonzero
     eigenvalues of W^T W (see :func:`spectral_density`). Dimensionless; 2..6 is "heavy-tailed, well trained"."""
@@ -126,7 +138,7 @@ def esd_alpha(weight: Any) -> float:
     eigenvalues = eigenvalues[eigenvalues > ZERO_EIGENVALUE]
     if len(eigenvalues) < 2:
         raise ValueError("weight has fewer than 2 nonzero singular values; its ESD has no tail to fit")
-    return power_law_fit(eigenvalues).alpha
+    return fit_tail(eigenvalues).alpha
 
 
 def layer_alphas(model: torch.nn.Module, *, min_eigenvalues: int = 20) -> dict[str, float]:
@@ -144,11 +156,11 @@ def layer_alphas(model: torch.nn.Module, *, min_eigenvalues: int = 20) -> dict[s
         eigenvalues = spectral_density(param)
         eigenvalues = eigenvalues[eigenvalues > ZERO_EIGENVALUE]
         if len(eigenvalues) >= min_eigenvalues:
-            alphas[name] = power_law_fit(eigenvalues).alpha
+            alphas[name] = fit_tail(eigenvalues).alpha
     return alphas
 
 
-def bulk_fit(weight: Any, spikes: int, *, min_tail_fraction: float = 0.1) -> PowerLawFit:
+def bulk_fit(weight: Any, spikes: int, *, min_tail_fraction: float = 0.1) -> TailFit:
     """CSN power-law fit of the *bulk* of the ESD of ``weight``: the nonzero eigenvalues of W^T W without the
     ``spikes`` largest ones.
 
@@ -156,7 +168,7 @@ def bulk_fit(weight: Any, spikes: int, *, min_tail_fraction: float = 0.1) -> Pow
     (Martin & Mahoney 2021, sec. 5.2, the "Bulk+Spikes" phase); a power law fitted to the whole ESD then mostly
     fits the outliers. Removing ``spikes`` of them (e.g. the number of classes, the rank of the class-mean signal)
     lets the bulk be judged on its own. min_tail_fraction: the tail must hold at least this fraction of the bulk
-    (and >= 2 points), see :func:`power_law_fit`'s ``min_tail``. Returns the bulk's :class:`PowerLawFit`.
+    (and >= 2 points), see :func:`fit_tail`'s ``min_tail``. Returns the bulk's :class:`TailFit`.
     """
     spikes = int(spikes)
     if spikes < 0:
@@ -168,7 +180,7 @@ def bulk_fit(weight: Any, spikes: int, *, min_tail_fraction: float = 0.1) -> Pow
     bulk = eigenvalues[: len(eigenvalues) - spikes]
     if len(bulk) < 2:
         raise ValueError(f"spikes={spikes} leaves fewer than 2 nonzero eigenvalues in the bulk")
-    return power_law_fit(bulk, min_tail=max(2, int(np.ceil(min_tail_fraction * len(bulk)))))
+    return fit_tail(bulk, min_tail=max(2, int(np.ceil(min_tail_fraction * len(bulk)))))
 
 
 def spiked_null(shape: tuple[int, int], spike_singular_values: Any, bulk_variance: float, seed: int = 0) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._aliases import renamed
 from .._checks import as_array, positive_float, positive_int
 from ..seeding import rng as make_rng
 
@@ -121,9 +122,10 @@ class FourierNull:
     samples: np.ndarray
 
 
+@renamed(d="width")
 def fourier_null(
     p: int,
-    d: int,
+    width: int,
     k: int = 1,
     *,
     per_column: bool = False,
@@ -143,8 +145,9 @@ def fourier_null(
 
     Parameters
     ----------
-    p, d : int
-        Embedding shape ``(p, d)``, ``p >= 3`` (at least one non-constant frequency besides the constant one).
+    p, width : int
+        Embedding shape ``(p, width)``, ``p >= 3`` (at least one non-constant frequency besides the constant one).
+        ``d`` is a deprecated keyword alias of ``width``.
     k : int
         Frequencies kept, as in :func:`top_k_fraction`.
     per_column : bool
@@ -160,7 +163,7 @@ def fourier_null(
     FourierNull
     """
     p = positive_int(p, "p", minimum=3)
-    d = positive_int(d, "d")
+    d = positive_int(width, "width")
     k = positive_int(k, "k")
     tokens = positive_int(tokens, "tokens")
     n_samples = positive_int(n_samples, "n_samples", minimum=2)

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from learnmech.claims import Claim, Control, Diverged, Panel, Result, Series, step
-from learnmech.observe import bulk_fit, power_law_bulk, power_law_fit, spectral_density, spiked_null
+from learnmech.observe import bulk_fit, fit_tail, power_law_bulk, spectral_density, spiked_null
 from learnmech.observe.esd import ZERO_EIGENVALUE
 from learnmech.observe.tasks import gaussian_clusters, mlp, train
 from learnmech.seeding import rng
@@ -64,7 +64,7 @@ def _eigenvalues(weight: Any) -> np.ndarray:
 
 def _alphas(weight: Any, spikes: int) -> tuple[float, float]:
     """(whole-ESD alpha, bulk alpha) of one weight."""
-    return (power_law_fit(_eigenvalues(weight)).alpha,
+    return (fit_tail(_eigenvalues(weight)).alpha,
             bulk_fit(weight, spikes, min_tail_fraction=MIN_TAIL_FRACTION).alpha)
 
 
@@ -76,7 +76,7 @@ def _layer_report(weight: np.ndarray, spikes: int, samples: int, seed: int) -> d
     bulk_variance = float(bulk.sum() / weight.size)  # trace(W^T W) = sum of squared entries
     spike_sv = np.sqrt(top)
     fit = bulk_fit(weight, spikes, min_tail_fraction=MIN_TAIL_FRACTION)
-    full = power_law_fit(eigenvalues)
+    full = fit_tail(eigenvalues)
     null = np.array([bulk_fit(spiked_null(weight.shape, spike_sv, bulk_variance, seed=seed + r), spikes,
                               min_tail_fraction=MIN_TAIL_FRACTION).alpha for r in range(samples)])
     # Positive control: an exact power-law bulk (same shape, same bulk mean) under the same spikes.
