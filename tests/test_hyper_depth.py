@@ -73,5 +73,5 @@ def test_lr_sweep_over_depth_uses_parametrize_kwargs() -> None:
     assert sweep.loss.shape == (1, 2, 3)
     model = hyper.resmlp(4, 8, 4)
     mults = hyper.parametrize(model, "mup", 8, seed=0, **kwargs(4)).lr_multipliers("sgd")
-    manual = hyper.gd_lr_grid([model], 2.0**grid, x, y, 5, lr_mult=mults)[0, :, -2:].mean(axis=-1)
+    manual = hyper.gd_lr_grid([model], 2.0**grid, x, y, 5, lr_multipliers=mults)[0, :, -2:].mean(axis=-1)
     np.testing.assert_allclose(sweep.loss[0, 1], manual, rtol=1e-6)
