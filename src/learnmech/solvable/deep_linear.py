@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scipy import integrate
 
+from .._aliases import renamed
 from .._checks import as_array, one_of, positive_float, positive_int
 from ..seeding import rng as make_rng
 from ._linalg import single_threaded
@@ -36,7 +37,6 @@ __all__ = [
     "learning_time",
     "Teacher",
     "make_teacher",
-    "whitened_inputs",
     "DeepLinearRun",
     "simulate",
     "half_times",
@@ -161,10 +161,14 @@ class Teacher:
         return (self.U * self.s) @ self.V.T
 
 
-def make_teacher(input_dim: int, output_dim: int, singular_values: object, seed: int = 0) -> Teacher:
-    """A random-orientation teacher with the given singular values (Haar-random singular vectors)."""
-    input_dim = positive_int(input_dim, "input_dim")
-    output_dim = positive_int(output_dim, "output_dim")
+@renamed(input_dim="in_dim", output_dim="out_dim")
+def make_teacher(in_dim: int, out_dim: int, singular_values: object, seed: int = 0) -> Teacher:
+    """A random-orientation teacher with the given singular values (Haar-random singular vectors).
+
+    ``input_dim`` and ``output_dim`` are deprecated keyword aliases of ``in_dim`` and ``out_dim``.
+    """
+    input_dim = positive_int(in_dim, "in_dim")
+    output_dim = positive_int(out_dim, "out_dim")
     s = as_array(singular_values, "singular_values", ndim=1)
     if np.any(s <= 0):
         raise ValueError("singular_values must be > 0")
@@ -280,6 +284,7 @@ def _train_recording(net: torch.nn.Sequential, X: np.ndarray, Y: np.ndarray, tea
     return strengths, losses
 
 
+@renamed(input_dim="in_dim", output_dim="out_dim", num_samples="n_samples")
 def simulate(
     singular_values: object,
     t_max: float,
@@ -288,10 +293,10 @@ def simulate(
     depth: int = 2,
     a0: float = 1e-3,
     init: str = "balanced",
-    input_dim: int | None = None,
-    output_dim: int | None = None,
+    in_dim: int | None = None,
+    out_dim: int | None = None,
     hidden: int | None = None,
-    num_samples: int | None = None,
+    n_samples: int | None = None,
     num_records: int = 200,
     seed: int = 0,
 ) -> DeepLinearRun:
@@ -301,7 +306,9 @@ def simulate(
     lr: learning rate (= the time step dt / tau of the gradient flow being approximated). depth: number of
     weight matrices (>= 2). a0: initial strength scale. init: "balanced" (Saxe's aligned, balanced init, for
     which the theory is exact as lr -> 0) or "random" (small i.i.d. Gaussian weights of matching scale).
-    input_dim/output_dim default to M + 2, hidden to M + 2, num_samples to 4 * input_dim (whitened exactly).
+    in_dim/out_dim default to M + 2, hidden (the width) to M + 2, n_samples to 4 * in_dim (whitened exactly).
+    ``input_dim``, ``output_dim`` and ``num_samples`` are deprecated keyword aliases of ``in_dim``, ``out_dim`` and
+    ``n_samples``.
     The loss is (1/2) mean_mu ||y_mu - f(x_mu)||^2 so its gradient flow is Saxe's tau dW/dt = -dL/dW.
     Raises ``FloatingPointError`` (with the failing ``.step``) if the loss becomes non-finite (lr too large).
     """
@@ -312,12 +319,12 @@ def simulate(
     a0 = positive_float(a0, "a0")
     init = one_of(init, "init", ("balanced", "random"))
     modes = s.size
-    input_dim = positive_int(input_dim if input_dim is not None else modes + 2, "input_dim")
-    output_dim = positive_int(output_dim if output_dim is not None else modes + 2, "output_dim")
+    input_dim = positive_int(in_dim if in_dim is not None else modes + 2, "in_dim")
+    output_dim = positive_int(out_dim if out_dim is not None else modes + 2, "out_dim")
     hidden = positive_int(hidden if hidden is not None else modes + 2, "hidden")
     if hidden < modes:
         raise ValueError(f"hidden must be >= the number of modes ({modes}) to learn them all, got {hidden}")
-    num_samples = positive_int(num_samples if num_samples is not None else 4 * input_dim, "num_samples")
+    num_samples = positive_int(n_samples if n_samples is not None else 4 * input_dim, "n_samples")
     num_records = positive_int(num_records, "num_records", minimum=2)
     if np.any(a0 >= s):
         raise ValueError(f"a0 must be below every singular value, got a0={a0}, s={s}")

@@ -80,15 +80,17 @@ def optimal_ridge(gamma: object, signal: float = 1.0, noise: float = 0.0) -> np.
     return s2 * g / r2
 
 
-def ridge_risk_finite_ridgeless(n: int, d: int, signal: float = 1.0, noise: float = 0.0) -> float:
+@renamed(n="n_samples", d="in_dim")
+def ridge_risk_finite_ridgeless(n_samples: int, in_dim: int, signal: float = 1.0, noise: float = 0.0) -> float:
     """Exact finite-(n, d) expected risk of min-norm least squares with Gaussian X (|n - d| >= 2).
 
     n > d + 1: noise d / (n - d - 1) (the inverse-Wishart mean). d > n + 1: signal (1 - n/d) + noise n / (d - n - 1)
     (Hastie et al. 2019, Sec. 2; Belkin, Hsu & Xu 2020, Thm. 1). The relative gap to :func:`ridge_risk` is at most
-    1/(|n - d| - 1): the theory's finite-size error.
+    1/(|n - d| - 1): the theory's finite-size error. n_samples: n; in_dim: d (``n`` and ``d`` are deprecated
+    keyword aliases).
     """
-    n = positive_int(n, "n")
-    d = positive_int(d, "d")
+    n = positive_int(n_samples, "n_samples")
+    d = positive_int(in_dim, "in_dim")
     r2 = positive_float(signal, "signal", allow_zero=True)
     s2 = positive_float(noise, "noise", allow_zero=True)
     if abs(n - d) < 2:
