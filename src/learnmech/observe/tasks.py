@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._aliases import renamed
 from .._checks import one_of, positive_float, positive_int
 from ..seeding import torch_generator
 
@@ -77,8 +78,14 @@ class Dataset:
             raise ValueError(f"x_test must have {self.x_train.shape[1]} columns like x_train, got {self.x_test.shape}")
 
     @property
-    def input_dim(self) -> int:
+    def in_dim(self) -> int:
+        """Columns of ``x_train`` (the input dimension)."""
         return int(self.x_train.shape[1])
+
+    @property
+    def input_dim(self) -> int:
+        """Alias of ``in_dim`` (kept for callers written before the glossary)."""
+        return self.in_dim
 
     @property
     def train_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,24 +115,26 @@ def modular_addition(p: int, train_fraction: float = 0.5, seed: int = 0) -> Data
     return Dataset(x[train], y[train], x[test], y[test], p)
 
 
+@renamed(dim="in_dim")
 def gaussian_clusters(
     num_classes: int,
     per_class: int,
-    dim: int,
+    in_dim: int,
     *,
     test_per_class: int = 0,
     noise: float = 1.0,
     seed: int = 0,
 ) -> Dataset:
-    """Balanced Gaussian class clusters: class ``c`` is ``mu_c + noise * z`` with ``z ~ N(0, I_dim)``.
+    """Balanced Gaussian class clusters: class ``c`` is ``mu_c + noise * z`` with ``z ~ N(0, I_in_dim)``.
 
-    The class means ``mu_c`` are i.i.d. ``N(0, I_dim)`` (so classes are separated by ``~ sqrt(2 dim)`` and each
-    cluster has radius ``~ noise * sqrt(dim)``). Returns ``per_class * num_classes`` training points (ordered by
+    The class means ``mu_c`` are i.i.d. ``N(0, I_in_dim)`` (so classes are separated by ``~ sqrt(2 in_dim)`` and each
+    cluster has radius ``~ noise * sqrt(in_dim)``). Returns ``per_class * num_classes`` training points (ordered by
     class then shuffled) and ``test_per_class * num_classes`` test points from the same distribution.
+    ``dim`` is a deprecated keyword alias of ``in_dim``.
     """
     num_classes = positive_int(num_classes, "num_classes", minimum=2)
     per_class = positive_int(per_class, "per_class")
-    dim = positive_int(dim, "dim")
+    dim = positive_int(in_dim, "in_dim")
     test_per_class = positive_int(test_per_class, "test_per_class", minimum=0)
     noise = positive_float(noise, "noise", allow_zero=True)
     gen = torch_generator(seed)
