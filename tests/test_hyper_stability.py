@@ -34,7 +34,7 @@ def test_uv_recursion_matches_real_gradient_descent(factor: float) -> None:
     lam, kappa = _ntk_and_kappa(model, x)
     lr = factor / lam
     f, _ = hyper.uv_catapult(float(model(x).detach()), lam, lr, kappa, 6)
-    real = hyper.gd_lr_grid([model], [lr], x, y, 6, lr_mult=mult, blowup=1e15)[0, 0]
+    real = hyper.gd_lr_grid([model], [lr], x, y, 6, lr_multipliers=mult, blowup=1e15)[0, 0]
     np.testing.assert_allclose(real, f**2 / 2, rtol=2e-3)
 
 
@@ -65,7 +65,7 @@ def test_freeze_sets_requires_grad_and_returns_zero_multipliers() -> None:
     assert not model[0].weight.requires_grad and model[2].weight.requires_grad
     before = model[0].weight.detach().clone()
     x, y = torch.randn(4, 3), torch.randn(4, 1)
-    losses = hyper.gd_lr_grid([model], [0.1], x, y, 3, lr_mult=mult)
+    losses = hyper.gd_lr_grid([model], [0.1], x, y, 3, lr_multipliers=mult)
     assert np.all(np.isfinite(losses))
     assert torch.equal(model[0].weight.detach(), before)
     with pytest.raises(ValueError, match="names"):
@@ -80,7 +80,7 @@ def test_uv_ceiling_bracket_is_four_over_lambda() -> None:
         models.append(model)
         lams.append(_ntk_and_kappa(model, x)[0])
     lam = float(np.mean(lams))
-    brackets = hyper.lr_boundary(models, x, y, hyper.blew_up, 2 / lam, 8 / lam, steps=100, rounds=2, lr_mult=mult,
-                                 blowup=1e15)
+    brackets = hyper.lr_boundary(models, x, y, hyper.blew_up, 2 / lam, 8 / lam, steps=100, rounds=2,
+                                 lr_multipliers=mult, blowup=1e15)
     for bracket, lam_k in zip(brackets, lams, strict=True):
         assert bracket.stable * lam_k <= 4.0 * (1 + 1e-3) and bracket.unstable * lam_k >= 4.0 * (1 - 1e-3)
