@@ -29,8 +29,8 @@ The check is run in muP's domain, by rules fixed in :data:`CHECK_FACTORS`, :data
 Changes (issue 17): the first version measured at the user's widths (8, 16, 32) with the base at the smallest of
 them, one seed, at the user's lr (0.14, 0.93x the stability ceiling): on the digits CNN the muP change slopes were
 -0.50, -0.49, -0.72 (and -0.78, -0.55, -0.55 over widths 8-64), so the card said "disagrees". Diagnosis, all on that
-CNN: (1) with the base at the smallest width the init-output term above dominates: subtracting the output at init (f
-- f0) brought the slopes over widths 8-64 from (-0.25, -0.26, -0.16) to (0.04, 0.01, 0.03) at lr 0.02; (2)
+CNN: (1) with the base at the smallest width the init-output term above dominates: subtracting the output at init
+(f-f0) brought the slopes over widths 8-64 from (-0.25, -0.26, -0.16) to (0.04, 0.01, 0.03) at lr 0.02; (2)
 single-seed slopes over widths 8-32 ranged from -0.07 to -0.41 between seed triples (the ``mup`` package's own
 MuReadout/MuSGD gave the same spread), i.e. the measurement had no resolution at the tolerance; (3) at lr 0.14 even
 widths 64-256 gave readout slopes from -0.10 to -0.47 between seed triples, while at lr 0.07 and 0.02 every layer
@@ -44,7 +44,7 @@ MuSGD/MuAdam on this CNN (flatten readout, fan-in counting the kernel), so the p
 measurement was. These rules were adopted after that failing run (so each states its a-priori reason above); the
 widths rule is the one ``hyper``'s tests had fixed before. With them the digits CNN's muP slopes lie within 0.21 of
 0 on seeds 0-9 and SP's exceed 8; the boundary (the user's widths 8-32 at lr 0.14) keeps showing slopes of -0.2 to
--0.9: at such widths, with the proxy as the base, muP's width-independence has not set in yet.
+-0.9, at such widths, with the proxy as the base, muP's width-independence has not set in yet.
 """
 
 from __future__ import annotations
