@@ -47,7 +47,7 @@ TOLERANCE = 0.10  # "at 2/lr" read as within 10% (Cohen et al. 2021, sec. 3: "at
 
 
 def run(config: dict[str, Any], seed: int) -> Result:
-    data = gaussian_clusters(config["num_classes"], config["per_class"], config["dim"], noise=config["noise"],
+    data = gaussian_clusters(config["num_classes"], config["per_class"], config["in_dim"], noise=config["noise"],
                              seed=seed)
     loss_fn = loss_function("mse", data.num_classes)
     lrs = [float(lr) for lr in config["lrs"]]
@@ -140,9 +140,9 @@ CLAIM = Claim(
         "2/lr and then hovers there: late-time mean sharpness / (2/lr) = 1 within 10%, at every learning rate "
         "whose sharpness reached 2/lr before the late window"
     ),
-    quick={"num_classes": 5, "per_class": 100, "dim": 20, "noise": 2.0, "width": 64, "depth": 2,
+    quick={"num_classes": 5, "per_class": 100, "in_dim": 20, "noise": 2.0, "width": 64, "depth": 2,
            "lrs": [0.2, 0.3, 0.4], "steps": 800, "every": 40, "window": 1 / 3},
-    full={"num_classes": 5, "per_class": 200, "dim": 20, "noise": 2.0, "width": 64, "depth": 2,
+    full={"num_classes": 5, "per_class": 200, "in_dim": 20, "noise": 2.0, "width": 64, "depth": 2,
           "lrs": [0.15, 0.2, 0.25, 0.3, 0.4], "steps": 2000, "every": 20, "window": 1 / 3},
     run=run,
 )

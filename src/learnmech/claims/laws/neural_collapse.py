@@ -70,7 +70,7 @@ def _etf_ratios(features: torch.Tensor, labels: torch.Tensor, stats: dict[str, f
 
 
 def run(config: dict[str, Any], seed: int) -> Result:
-    data = gaussian_clusters(config["num_classes"], config["per_class"], config["dim"], noise=config["noise"],
+    data = gaussian_clusters(config["num_classes"], config["per_class"], config["in_dim"], noise=config["noise"],
                              seed=seed)
     model = mlp(data.input_dim, config["hidden"], data.num_classes, "relu", seed=seed)
     features, classifier = model[:-1], model[-1]  # penultimate feature map and the linear classifier
@@ -174,9 +174,9 @@ CLAIM = Claim(
         "order of magnitude and the class means reach the simplex ETF (equal norms, cosines -1/(C-1)) with a "
         "self-dual classifier, within the finite-sample expectation"
     ),
-    quick={"num_classes": 10, "per_class": 50, "dim": 32, "noise": 1.0, "hidden": [128, 128, 64], "lr": 1e-3,
+    quick={"num_classes": 10, "per_class": 50, "in_dim": 32, "noise": 1.0, "hidden": [128, 128, 64], "lr": 1e-3,
            "weight_decay": 0.5, "steps": 600, "every": 20},
-    full={"num_classes": 10, "per_class": 100, "dim": 32, "noise": 1.0, "hidden": [256, 256, 128], "lr": 1e-3,
+    full={"num_classes": 10, "per_class": 100, "in_dim": 32, "noise": 1.0, "hidden": [256, 256, 128], "lr": 1e-3,
           "weight_decay": 0.5, "steps": 1500, "every": 25},
     run=run,
 )

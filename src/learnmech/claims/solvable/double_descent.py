@@ -30,7 +30,7 @@ from learnmech.solvable import optimal_ridge, ridge_risk, simulate_ridge_risk
 
 
 def run(config: dict, seed: int) -> Result:
-    d, seeds = int(config["d"]), int(config["seeds"])
+    d, seeds = int(config["in_dim"]), int(config["seeds"])
     signal, noise = float(config["signal"]), float(config["noise"])
     ratios = np.asarray(config["ratios"], dtype=float)
     sizes = np.maximum(1, np.round(ratios * d)).astype(int)
@@ -119,9 +119,9 @@ CLAIM = Claim(
     statement=("theory says the excess risk of min-norm least squares with isotropic Gaussian data is "
                "noise*gamma/(1-gamma) below the threshold and signal*(1-1/gamma) + noise/(gamma-1) above it "
                "(gamma = d/n): it peaks at n = d, and the optimal ridge noise*gamma/signal removes the peak"),
-    quick={"d": 100, "ratios": [0.2, 0.4, 0.6, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0], "signal": 1.0,
+    quick={"in_dim": 100, "ratios": [0.2, 0.4, 0.6, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0], "signal": 1.0,
            "noise": 0.25, "seeds": 20},
-    full={"d": 200, "ratios": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75,
+    full={"in_dim": 200, "ratios": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75,
                                2.0, 2.5, 3.0, 4.0, 5.0], "signal": 1.0, "noise": 0.25, "seeds": 40},
     run=run,
 )

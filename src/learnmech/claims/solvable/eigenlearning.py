@@ -111,7 +111,7 @@ def _curve(config: dict, dim: int, max_degree: int, target_degree: int, sizes: n
 
 
 def run(config: dict, seed: int) -> Result:
-    dim, max_degree = int(config["dim"]), int(config["max_degree"])
+    dim, max_degree = int(config["in_dim"]), int(config["max_degree"])
     sizes = np.asarray(config["sizes"], dtype=int)
     counts = [int(c) for c in config["seeds"]]
     if len(counts) != sizes.size:
@@ -219,12 +219,12 @@ CLAIM = Claim(
     statement=("theory says the test MSE of kernel regression with n samples is E0 (sum_i (1-L_i)^2 v_i^2 + noise) "
                "with L_i = lam_i/(lam_i+kappa) and kappa fixed by sum_i L_i = n: for the NTK of a ReLU MLP on the "
                "sphere it matches the measured learning curve"),
-    quick={"dim": 8, "hidden_layers": 1, "max_degree": 60, "target_degree": 12, "target_exponent": 1.0,
+    quick={"in_dim": 8, "hidden_layers": 1, "max_degree": 60, "target_degree": 12, "target_exponent": 1.0,
            "sizes": [10, 25, 50, 100, 200, 400], "seeds": [400, 400, 400, 400, 400, 400], "num_test": 500,
            "noise": 0.01, "alpha": 0.004, "power_margin": 0.25, "boundary_dim": 3,
            "boundary_max_degree": 300, "boundary_target_degree": 30, "boundary_sizes": [100, 200],
            "boundary_seeds": 20},
-    full={"dim": 8, "hidden_layers": 1, "max_degree": 100, "target_degree": 12, "target_exponent": 1.0,
+    full={"in_dim": 8, "hidden_layers": 1, "max_degree": 100, "target_degree": 12, "target_exponent": 1.0,
           "sizes": [10, 20, 50, 100, 200, 500, 1000, 2000], "seeds": [400, 400, 400, 400, 400, 300, 60, 40],
           "num_test": 1000, "noise": 0.01, "alpha": 0.004, "power_margin": 0.25, "boundary_dim": 3,
           "boundary_max_degree": 300, "boundary_target_degree": 30, "boundary_sizes": [100, 200, 400],

@@ -73,7 +73,7 @@ from learnmech.solvable import deep_linear, saddle
 
 def _draw_problem(gen: np.random.Generator, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, saddle.SaddlePath]:
     """A sparse-regression problem whose theoretical path is in the a-priori domain (module docstring)."""
-    n, d = int(config["n"]), int(config["d"])
+    n, d = int(config["n_samples"]), int(config["in_dim"])
     teacher = np.asarray(config["teacher"], dtype=float)
     for _ in range(500):
         x = gen.standard_normal((n, d))
@@ -273,7 +273,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
 
 
 _COMMON = {
-    "n": 30, "d": 12, "teacher": [3.0, 2.0, 1.2, 0.6], "min_gap_ratio": 1.3,
+    "n_samples": 30, "in_dim": 12, "teacher": [3.0, 2.0, 1.2, 0.6], "min_gap_ratio": 1.3,
     "lr": 1e-3, "t_margin": 6.0, "records": 1500, "lazy_alpha": 2.0, "lazy_t_max": 3.0, "boundary_alpha": 1e-3,
     "deep_s": [4.0, 2.0, 1.0], "deep_depth": 2, "deep_hidden": 8, "deep_lr": 0.02, "deep_a0": 1e-6,
     "deep_t_max": 20.0, "deep_lazy_a0": 0.5, "deep_lazy_t_max": 8.0,

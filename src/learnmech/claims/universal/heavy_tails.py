@@ -101,7 +101,7 @@ def _layer_report(weight: np.ndarray, spikes: int, samples: int, seed: int) -> d
 
 def run(config: dict[str, Any], seed: int) -> Result:
     spikes = int(config["num_classes"])
-    data = gaussian_clusters(spikes, config["per_class"], config["dim"], noise=config["noise"], seed=seed)
+    data = gaussian_clusters(spikes, config["per_class"], config["in_dim"], noise=config["noise"], seed=seed)
     model = mlp(data.input_dim, config["hidden"], data.num_classes, "relu", seed=seed)
     tested = [name for name, p in model.named_parameters()
               if p.ndim == 2 and min(p.shape) >= config["min_eigenvalues"]]
@@ -199,9 +199,9 @@ CLAIM = Claim(
         "theory says that SGD training makes the bulk of a layer's ESD heavy-tailed: with the learned rank-C "
         "spikes removed, its power-law exponent is below what a random bulk with the same spikes gives"
     ),
-    quick={"num_classes": 10, "per_class": 200, "dim": 64, "noise": 1.5, "hidden": [512, 512], "lr": 0.1,
+    quick={"num_classes": 10, "per_class": 200, "in_dim": 64, "noise": 1.5, "hidden": [512, 512], "lr": 0.1,
            "batch_size": 16, "steps": 2000, "every": 500, "min_eigenvalues": 128, "rmt_samples": 64},
-    full={"num_classes": 10, "per_class": 300, "dim": 64, "noise": 1.5, "hidden": [512, 512, 512], "lr": 0.1,
+    full={"num_classes": 10, "per_class": 300, "in_dim": 64, "noise": 1.5, "hidden": [512, 512, 512], "lr": 0.1,
           "batch_size": 16, "steps": 6000, "every": 1000, "min_eigenvalues": 128, "rmt_samples": 64},
     run=run,
 )
