@@ -56,17 +56,27 @@ from .training import TrainRun, freeze, half_mse, single_threaded, synthetic_reg
 from .transfer import Drift, LRSweep, lr_sweep, optimal_log2_lr, optimum_drift
 
 __all__ = [
-    "SCHEMES", "OPTIMIZERS", "Parametrization", "ParamRule", "parametrize", "parameter_rules", "weight_rule",
-    "vector_rule", "attention_scale", "coord_check", "CoordCheck", "log_slope", "mlp", "cnn", "TinyTransformer",
-    "resmlp", "ResMLP", "residual_variance_ratio",
-    "MHATransformer", "SelfAttention", "TrainRun", "train", "half_mse", "synthetic_regression", "single_threaded",
-    "gd_lr_grid",
-    "CentralFlow", "central_flow", "central_flow_velocity", "eigenvalue_gradient", "top_eigenpairs",
-    "Bracket", "WidthExtrapolation", "extrapolate_width",
-    "lr_boundary", "spiked", "diverged", "blew_up", "LRSweep", "Drift", "lr_sweep", "optimal_log2_lr",
-    "optimum_drift", "freeze", "RatioInterval", "ratio_interval", "uv_catapult",
-    "NoiseScales", "noise_scales", "steps_to_target", "parabolic_minimum", "TradeoffFit", "fit_tradeoff",
-    "TRADEOFF_RULES",
-    "critical_batch_from_run", "ScaledHyper", "linear_scaling_rule", "sqrt_scaling_rule", "CurveDistance",
-    "curve_distance", "LinearRegressionTask", "train_linear",
+    # parametrizations and the coordinate check
+    "SCHEMES", "OPTIMIZERS", "Parametrization", "ParamRule", "parametrize", "parameter_rules", "attention_scale",
+    "coord_check", "CoordCheck",
+    # models to parametrize
+    "mlp", "cnn", "resmlp", "ResMLP", "residual_variance_ratio", "TinyTransformer", "MHATransformer", "SelfAttention",
+    # training, stability and learning-rate transfer
+    "TrainRun", "train", "synthetic_regression", "freeze", "gd_lr_grid", "Bracket", "lr_boundary", "RatioInterval",
+    "ratio_interval", "WidthExtrapolation", "extrapolate_width", "uv_catapult", "LRSweep", "Drift", "lr_sweep",
+    "optimum_drift",
+    # central flows
+    "CentralFlow", "central_flow", "central_flow_velocity",
+    # batch size
+    "NoiseScales", "noise_scales", "TradeoffFit", "fit_tradeoff", "TRADEOFF_RULES", "critical_batch_from_run",
+    "ScaledHyper", "linear_scaling_rule", "sqrt_scaling_rule", "CurveDistance", "curve_distance",
+    "LinearRegressionTask", "train_linear",
 ]
+
+# Experiment helpers, not part of the surface above: they stay importable here for existing code, but new code
+# imports them from their modules (hyper.training.half_mse, hyper.stability.spiked / diverged / blew_up,
+# hyper.coord.log_slope, hyper.parametrize.weight_rule / vector_rule, hyper.central_flow.eigenvalue_gradient /
+# top_eigenpairs, hyper.transfer.optimal_log2_lr, hyper.batch.parabolic_minimum / steps_to_target,
+# hyper.training.single_threaded).
+_HELPERS = (half_mse, spiked, diverged, blew_up, single_threaded, log_slope, weight_rule, vector_rule,
+            eigenvalue_gradient, top_eigenpairs, optimal_log2_lr, parabolic_minimum, steps_to_target)

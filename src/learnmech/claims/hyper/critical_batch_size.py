@@ -57,6 +57,8 @@ from scipy import stats
 
 from learnmech import hyper
 from learnmech.claims import Claim, Control, Panel, Result, Series, step
+from learnmech.hyper.batch import parabolic_minimum, steps_to_target
+from learnmech.hyper.training import single_threaded
 from learnmech.observe import gradient_noise_scale
 from learnmech.observe.tasks import digits
 from learnmech.seeding import torch_generator
@@ -110,11 +112,11 @@ def _sweep(task, w0, target, config, seed) -> tuple[np.ndarray, np.ndarray]:
         streams = np.repeat(np.arange(reps), len(factors))
         curves = hyper.train_linear(task, w0.expand(len(lrs), *w0.shape), lrs, b, int(config["max_steps"]),
                                     streams=streams, seed=seed * 7919 + b, stop_below=target, patience=PATIENCE)
-        per_run = np.array([hyper.steps_to_target(c, target, window=WINDOW) for c in curves]).reshape(
+        per_run = np.array([steps_to_target(c, target, window=WINDOW) for c in curves]).reshape(
             reps, len(factors))
         for r in range(reps):
             # the optimum between grid points: parabola through the best lr and its neighbours in (log lr, log S)
-            value, position = hyper.parabolic_minimum(np.log(per_run[r]))
+            value, position = parabolic_minimum(np.log(per_run[r]))
             steps[r, j] = math.exp(value)
             best[r, j] = 2.0 ** (start + spacing * position)
         step(j + 2, len(sizes) + 1, f"batch {b}")
@@ -142,7 +144,7 @@ def _held_out(batch, log_s, point_var, pooled_var, reps, fit_idx, test_idx, rule
 
 
 def run(config: dict[str, Any], seed: int) -> Result:
-    with hyper.single_threaded():
+    with single_threaded():
         task, w0 = _task(config, seed)
         loss0 = float(task.loss(w0[None])[0])
         target = task.loss_star + float(config["target_fraction"]) * (loss0 - task.loss_star)

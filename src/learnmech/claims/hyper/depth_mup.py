@@ -59,6 +59,7 @@ from scipy import stats
 
 from learnmech import hyper
 from learnmech.claims import Claim, Control, Panel, Result, Series, step
+from learnmech.hyper.training import single_threaded
 
 ARMS = ("depth-mup", "standard")
 
@@ -101,7 +102,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     t95 = float(stats.t.ppf(0.975, df=max(len(seeds) - 1, 1)))
     total = len(ARMS) * len(depths)
     sweeps, drifts, ratios, var_slopes = {}, {}, {}, {}
-    with hyper.single_threaded():
+    with single_threaded():
         for ai, arm in enumerate(ARMS):
             sweeps[arm] = hyper.lr_sweep(
                 _factory(config), depths, grid, x, y, scheme="mup", base_width=config["base_width"],

@@ -66,6 +66,8 @@ from scipy import stats
 
 from learnmech import hyper
 from learnmech.claims import Claim, Control, Panel, Result, Series, step
+from learnmech.hyper.stability import spiked
+from learnmech.hyper.training import half_mse, single_threaded
 from learnmech.observe import sharpness
 
 SHARPNESS_RTOL = 1e-4
@@ -101,7 +103,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     onset: dict[int, list[float]] = {}
     rows = []  # (width, lambda_0, lr_c, final loss at lr = 1/lambda_0)
     resolution = 0.0
-    with hyper.single_threaded():
+    with single_threaded():
         for wi, width in enumerate(widths):
             models, lams = [], []
             for k in range(config["seeds"]):
@@ -111,9 +113,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
                     model[4].weight.zero_()  # f_0 = 0: the initial residual is the (small) target
                 lr_mult = hyper.freeze(model, FROZEN)
                 models.append(model)
-                lams.append(sharpness(model, hyper.half_mse, (x, y), rtol=SHARPNESS_RTOL))
+                lams.append(sharpness(model, half_mse, (x, y), rtol=SHARPNESS_RTOL))
             lam = float(np.mean(lams))
-            brackets = hyper.lr_boundary(models, x, y, hyper.spiked, 1.0 / lam, 4.0 / lam, steps=config["steps"],
+            brackets = hyper.lr_boundary(models, x, y, spiked, 1.0 / lam, 4.0 / lam, steps=config["steps"],
                                          rounds=config["rounds"], points=config["points"], lr_multipliers=lr_mult)
             centre = np.array([[1.0 / lam_k] for lam_k in lams])  # lr lambda_0 = 1: mid-way in the stable range
             finals = hyper.gd_lr_grid(models, centre, x, y, config["steps"], lr_multipliers=lr_mult)[:, 0, -1]

@@ -35,6 +35,7 @@ from scipy import stats
 
 from learnmech import hyper
 from learnmech.claims import Claim, Control, Panel, Result, Series, step
+from learnmech.hyper.training import single_threaded
 
 
 def run(config: dict[str, Any], seed: int) -> Result:
@@ -45,7 +46,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     schemes = ("sp", "mup")
     total = len(schemes) * len(widths)
     sweeps, drifts = {}, {}
-    with hyper.single_threaded():
+    with single_threaded():
         for si, scheme in enumerate(schemes):
             sweeps[scheme] = hyper.lr_sweep(
                 lambda width: hyper.mlp(config["in_dim"], width, 1, hidden_layers=2, activation="relu"),

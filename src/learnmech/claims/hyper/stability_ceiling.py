@@ -42,6 +42,8 @@ import torch
 
 from learnmech import hyper
 from learnmech.claims import Claim, Control, Panel, Result, Series, step
+from learnmech.hyper.stability import blew_up, spiked
+from learnmech.hyper.training import single_threaded
 from learnmech.kernels import empirical_ntk
 
 PREDICTED = {"spike": 2.0, "divergence": 4.0}
@@ -68,14 +70,14 @@ def run(config: dict[str, Any], seed: int) -> Result:
     points: dict[str, dict[int, list[float]]] = {name: {} for name in PREDICTED}
     resolution = 0.0
     total = 2 * len(widths) + 1
-    with hyper.single_threaded():
+    with single_threaded():
         for wi, width in enumerate(widths):
             built = [_uv_model(width, widths[0], 1, seed * 1000 + k) for k in range(config["seeds"])]
             models, lr_mult = [m for m, _ in built], built[0][1]
             lams = np.array([float(empirical_ntk(m, x)[0, 0]) for m in models])
             lam = float(lams.mean())
-            for bi, (name, test, lo, hi) in enumerate((("spike", hyper.spiked, 1.0, 4.0),
-                                                       ("divergence", hyper.blew_up, 2.0, 8.0))):
+            for bi, (name, test, lo, hi) in enumerate((("spike", spiked, 1.0, 4.0),
+                                                       ("divergence", blew_up, 2.0, 8.0))):
                 brackets = hyper.lr_boundary(models, x, y, test, lo / lam, hi / lam, lr_multipliers=lr_mult, **common)
                 points[name][width] = [b.estimate * lam_k for b, lam_k in zip(brackets, lams, strict=True)]
                 resolution = max(resolution, *(b.log2_halfwidth for b in brackets))
@@ -186,7 +188,7 @@ def _multi_example_boundary(config: dict[str, Any], seed: int, widths: list[int]
     models, lr_mult = [m for m, _ in built], built[0][1]
     tops = [_top_gauss_newton(m, x) for m in models]
     lams = np.array([t[0] for t in tops])
-    brackets = hyper.lr_boundary(models, x, y, hyper.blew_up, 2.0 / lams.mean(), 8.0 / lams.mean(),
+    brackets = hyper.lr_boundary(models, x, y, blew_up, 2.0 / lams.mean(), 8.0 / lams.mean(),
                                  lr_multipliers=lr_mult,
                                  steps=config["steps"], rounds=config["rounds"], points=config["points"],
                                  blowup=BLOWUP)

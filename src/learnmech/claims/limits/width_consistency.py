@@ -52,6 +52,7 @@ from scipy import stats
 
 from learnmech import hyper
 from learnmech.claims import Claim, Control, Diverged, Panel, Result, Series, step
+from learnmech.hyper.training import single_threaded
 from learnmech.kernels.lazy import asymptotic_exponent
 from learnmech.observe import tasks
 
@@ -111,7 +112,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     x, x_test = data.x_train, data.x_test
     y = torch.nn.functional.one_hot(data.y_train, 10).float()
     total = 2 * len(widths)
-    with hyper.single_threaded():
+    with single_threaded():
         mup = _arm("mup", lr, widths, seeds, x, y, x_test, steps, (0, total))
         sp_lr = lr * (widths[0] / widths[-1]) ** float(config["sp_lr_width_power"])
         sp = _arm("sp", sp_lr, widths, seeds, x, y, x_test, steps, (len(widths), total))
