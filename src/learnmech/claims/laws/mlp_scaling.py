@@ -49,8 +49,9 @@ import numpy as np
 from scipy import stats
 
 from learnmech.claims import Claim, Control, Diverged, Panel, Result, Series, step
-from learnmech.laws import default_start_grid, fit_scaling_law
+from learnmech.laws import fit_scaling_law
 from learnmech.laws.experiment import make_teacher_task, mlp_parameter_count, train_mlps
+from learnmech.laws.fit import default_start_grid
 from learnmech.laws.forms import fit_interaction_law
 from learnmech.laws.random_features import (
     make_projection_task,
