@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import one_of, positive_int
+from ..observe import tasks
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "linear": nn.Identity}
 
@@ -32,12 +33,11 @@ def mlp(in_dim: int, width: int, out_dim: int = 1, hidden_layers: int = 2, activ
     width = positive_int(width, "width")
     out_dim = positive_int(out_dim, "out_dim")
     hidden_layers = positive_int(hidden_layers, "hidden_layers")
-    act = ACTIVATIONS[one_of(activation, "activation", ACTIVATIONS)]
-    layers: list[nn.Module] = [nn.Linear(in_dim, width), act()]
-    for _ in range(hidden_layers - 1):
-        layers += [nn.Linear(width, width), act()]
-    layers.append(nn.Linear(width, out_dim))
-    return nn.Sequential(*layers)
+    activation = one_of(activation, "activation", ACTIVATIONS)
+    # One builder for the torch MLPs: observe.tasks.mlp, drawing from torch's global generator (seed=None) as
+    # this function always has; hyper's "linear" is its "identity".
+    return tasks.mlp(in_dim, [width] * hidden_layers, out_dim, "identity" if activation == "linear" else activation,
+                     seed=None)
 
 
 class SelfAttention(nn.Module):

@@ -220,30 +220,39 @@ def mlp(
     activation: str = "relu",
     *,
     bias: bool = True,
-    seed: int = 0,
+    seed: int | None = 0,
 ) -> nn.Sequential:
     """A fully connected net ``Linear -> act -> ... -> Linear`` with torch's default (Kaiming-uniform) init.
 
     ``hidden`` lists the widths of the hidden layers (may be empty: a linear model). The last ``Linear`` is the
     classifier; the output of the module just before it (``model[:-1]``) is the penultimate feature map that
-    neural-collapse measurements use. Initialised from ``seed`` without touching torch's global generator state.
+    neural-collapse measurements use. Initialised from ``seed`` without touching torch's global generator state;
+    ``seed=None`` draws from (and advances) torch's global generator instead, as a bare ``nn.Linear`` stack does
+    (what :func:`learnmech.hyper.mlp`, whose init :func:`learnmech.hyper.parametrize` redraws, builds on).
     """
     in_dim = positive_int(in_dim, "in_dim")
     out_dim = positive_int(out_dim, "out_dim")
     widths = [positive_int(w, f"hidden[{i}]") for i, w in enumerate(hidden)]
     one_of(activation, "activation", ACTIVATIONS)
-    layers: list[nn.Module] = []
-    previous = in_dim
+    if seed is None:
+        return _linear_stack(in_dim, widths, out_dim, ACTIVATIONS[activation], bias)
     # Building the layers draws their init from torch's global generator; fork_rng seeds a private stream for
     # that and restores the caller's generator state afterwards.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        for width in widths:
-            layers += [nn.Linear(previous, width, bias=bias), ACTIVATIONS[activation]()]
-            previous = width
-        layers.append(nn.Linear(previous, out_dim, bias=bias))
-    model = nn.Sequential(*layers)
-    return model
+        return _linear_stack(in_dim, widths, out_dim, ACTIVATIONS[activation], bias)
+
+
+def _linear_stack(in_dim: int, widths: list[int], out_dim: int, act: Callable[[], nn.Module],
+                  bias: bool) -> nn.Sequential:
+    """``Linear -> act -> ... -> Linear`` initialised from torch's global generator, layer by layer."""
+    layers: list[nn.Module] = []
+    previous = in_dim
+    for width in widths:
+        layers += [nn.Linear(previous, width, bias=bias), act()]
+        previous = width
+    layers.append(nn.Linear(previous, out_dim, bias=bias))
+    return nn.Sequential(*layers)
 
 
 def loss_function(name: str, num_classes: int | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
