@@ -10,6 +10,7 @@ package's attention, which exposes its logit scale ``scale`` because muP changes
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -76,21 +77,21 @@ class Block(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
 
 
-class TinyTransformer(nn.Module):
-    """A decoder-only transformer: token + position embeddings, ``n_layers`` blocks, final LayerNorm, readout.
+class _Decoder(nn.Module):
+    """The body both transformers share: token + position embeddings, ``n_layers`` blocks of ``block(d_model,
+    n_heads)``, final LayerNorm, readout (modules registered in that order, so a seed gives the same net)."""
 
-    Input: integer tokens ``(batch, seq)`` with ``seq <= max_len``; output: logits ``(batch, seq, vocab)``.
-    Width is ``d_model``; all hidden dimensions (``d_head``, the 4x MLP) are proportional to it.
-    """
-
-    def __init__(self, vocab: int, d_model: int, n_heads: int = 2, n_layers: int = 1, max_len: int = 16) -> None:
+    def __init__(self, vocab: int, d_model: int, n_heads: int, n_layers: int, max_len: int,
+                 block: Callable[[int, int], nn.Module], heads_divide_width: bool = False) -> None:
         super().__init__()
         vocab, d_model = positive_int(vocab, "vocab"), positive_int(d_model, "d_model")
         n_heads, n_layers = positive_int(n_heads, "n_heads"), positive_int(n_layers, "n_layers")
+        if heads_divide_width and d_model % n_heads:
+            raise ValueError(f"d_model must be divisible by n_heads, got d_model={d_model}, n_heads={n_heads}")
         self.max_len = positive_int(max_len, "max_len")
         self.tok = nn.Embedding(vocab, d_model)
         self.pos = nn.Embedding(self.max_len, d_model)
-        self.blocks = nn.ModuleList(Block(d_model, n_heads) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(block(d_model, n_heads) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(d_model)
         self.readout = nn.Linear(d_model, vocab)
 
@@ -102,6 +103,17 @@ class TinyTransformer(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.readout(self.ln_f(x))
+
+
+class TinyTransformer(_Decoder):
+    """A decoder-only transformer: token + position embeddings, ``n_layers`` blocks, final LayerNorm, readout.
+
+    Input: integer tokens ``(batch, seq)`` with ``seq <= max_len``; output: logits ``(batch, seq, vocab)``.
+    Width is ``d_model``; all hidden dimensions (``d_head``, the 4x MLP) are proportional to it.
+    """
+
+    def __init__(self, vocab: int, d_model: int, n_heads: int = 2, n_layers: int = 1, max_len: int = 16) -> None:
+        super().__init__(vocab, d_model, n_heads, n_layers, max_len, Block)
 
 
 def cnn(
@@ -141,33 +153,14 @@ class MHABlock(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class MHATransformer(nn.Module):
+class MHATransformer(_Decoder):
     """:class:`TinyTransformer` with ``nn.MultiheadAttention`` blocks (:class:`MHABlock`) instead of the package's
     attention. Input: integer tokens ``(batch, seq)``, ``seq <= max_len``; output: logits ``(batch, seq, vocab)``.
     Width is ``d_model`` (``n_heads`` fixed, so ``d_head`` grows with it).
     """
 
     def __init__(self, vocab: int, d_model: int, n_heads: int = 2, n_layers: int = 1, max_len: int = 16) -> None:
-        super().__init__()
-        vocab, d_model = positive_int(vocab, "vocab"), positive_int(d_model, "d_model")
-        n_heads, n_layers = positive_int(n_heads, "n_heads"), positive_int(n_layers, "n_layers")
-        if d_model % n_heads:
-            raise ValueError(f"d_model must be divisible by n_heads, got d_model={d_model}, n_heads={n_heads}")
-        self.max_len = positive_int(max_len, "max_len")
-        self.tok = nn.Embedding(vocab, d_model)
-        self.pos = nn.Embedding(self.max_len, d_model)
-        self.blocks = nn.ModuleList(MHABlock(d_model, n_heads) for _ in range(n_layers))
-        self.ln_f = nn.LayerNorm(d_model)
-        self.readout = nn.Linear(d_model, vocab)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        seq = tokens.shape[1]
-        if seq > self.max_len:
-            raise ValueError(f"tokens has sequence length {seq} > max_len={self.max_len}")
-        x = self.tok(tokens) + self.pos(torch.arange(seq, device=tokens.device))
-        for block in self.blocks:
-            x = block(x)
-        return self.readout(self.ln_f(x))
+        super().__init__(vocab, d_model, n_heads, n_layers, max_len, MHABlock, heads_divide_width=True)
 
 
 class ResMLP(nn.Module):
