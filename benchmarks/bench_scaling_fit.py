@@ -18,8 +18,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
-from learnmech.seeding import rng as make_rng
 from learnmech.laws import PARAMETER_NAMES, default_start_grid, fit_scaling_law, huber, load_chinchilla
+from learnmech.seeding import rng as make_rng
 
 TARGET = 50.0
 N_BOOTSTRAP = 4000
