@@ -29,12 +29,13 @@ def loss_vs_compute_panel(fit: ScalingLawFit, N: np.ndarray, D: np.ndarray, loss
         if group.size == 0:
             continue
         label = f"runs N {N[group].min():.2g}-{N[group].max():.2g}"
-        series.append(Series(label=label, x=compute[group], y=loss[group], role="measurement"))
+        # the runs and the law's curve at their N share one colour (group), so each fit reads against its data
+        series.append(Series(label=label, x=compute[group], y=loss[group], role="measurement", group=label))
         n_mid = float(np.exp(np.mean(np.log(N[group]))))
         # each iso-N curve spans its group's compute range (x2 either side), where the law was constrained
         span = np.geomspace(compute[group].min() / 2, compute[group].max() * 2, 30)
         series.append(Series(label=f"fit, N={n_mid:.2g}", x=span, y=fit.predict(n_mid, span / (6.0 * n_mid)),
-                             role="prediction"))
+                             role="prediction", group=label))
     frontier = fit.compute_optimal
     series.append(Series(label="compute-optimal frontier", x=grid,
                          y=fit.predict(frontier.n_opt(grid), frontier.d_opt(grid)), role="reference"))

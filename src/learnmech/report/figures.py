@@ -104,7 +104,10 @@ def draw_panel(ax: plt.Axes, panel: Panel) -> None:
             ax.plot(x, y, color=colour, label=label, **style)
         if series.lower is not None and series.upper is not None:
             lower, upper = _nan(series.lower), _nan(series.upper)
-            ax.fill_between(x, lower, upper, color=colour, alpha=0.18, linewidth=0)
+            if style.get("linestyle") == "none":  # separate points (categories): one band per point, not a sheet
+                ax.vlines(x, lower, upper, color=colour, alpha=0.3, linewidth=9)
+            else:
+                ax.fill_between(x, lower, upper, color=colour, alpha=0.18, linewidth=0)
             ys += [lower, upper]
     for value, label in panel.hlines:
         if value is not None:
@@ -127,7 +130,7 @@ def draw_panel(ax: plt.Axes, panel: Panel) -> None:
     ax.grid(True, alpha=0.3, which="both")
     handles, labels = ax.get_legend_handles_labels()
     if handles:  # below the axes, so it never covers data
-        below = -0.2 - 0.06 * bool(panel.xticks)
+        below = -0.2 - 0.16 * bool(panel.xticks)  # rotated category labels take room below the axis
         ncol = 1 if len(handles) > 3 or max(map(len, labels)) > 30 else len(handles)
         ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, below), ncol=ncol,
                   frameon=False)

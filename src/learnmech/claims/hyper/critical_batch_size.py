@@ -227,7 +227,7 @@ def _panels(batch, steps, band, fits, full_fit, test_idx, pred, controls) -> lis
     outcome = {c.name: "rejected" if c.rejected else "NOT rejected" for c in controls}
     tradeoff = Panel("Steps to target vs batch size (digits)", "batch size B (examples)", "steps S",
                      [Series("S(B), replicates", np.repeat(batch[None], steps.shape[0], 0).ravel(), steps.ravel(),
-                             group="data"),
+                             group="data", connect=False),
                       Series("hyperbola fit on even B (eq. 2.11)", grid, hyp.steps(grid), role="prediction",
                              group="fit"),
                       Series("held-out prediction (band: t tolerance)", held, hyp.steps(held), role="prediction",
@@ -240,7 +240,7 @@ def _panels(batch, steps, band, fits, full_fit, test_idx, pred, controls) -> lis
                      xscale="log", yscale="log")
     examples = steps * batch[None]
     pareto = Panel("Examples vs steps: the trade-off hyperbola", "steps S", "examples E",
-                   [Series("(S, E) replicates", steps.ravel(), examples.ravel(), group="data"),
+                   [Series("(S, E) replicates", steps.ravel(), examples.ravel(), group="data", connect=False),
                     Series("fit on all B: (S/S_min-1)(E/E_min-1)=1", full_fit.steps(grid), full_fit.examples(grid),
                            role="prediction", group="fit")],
                    xscale="log", yscale="log")
