@@ -77,11 +77,12 @@ def run(config: dict[str, Any], seed: int) -> Result:
         reached_step[key] = int(observed_steps[early[0]]) if early.size else None
         threshold = 2.0 / lr
         sharpness_panel += [
-            Series(f"sharpness, lr={lr:g}", observed_steps, sharpness),
+            Series(f"sharpness, lr={lr:g}", observed_steps, sharpness, group=f"lr={lr:g}"),
             Series(f"2/lr = {threshold:.3g}", [0, steps], [threshold, threshold], role="prediction",
-                   lower=[threshold * (1 - TOLERANCE)] * 2, upper=[threshold * (1 + TOLERANCE)] * 2),
+                   lower=[threshold * (1 - TOLERANCE)] * 2, upper=[threshold * (1 + TOLERANCE)] * 2,
+                   group=f"lr={lr:g}"),
         ]
-        loss_panel.append(Series(f"lr={lr:g}", history.steps, history.train_loss))
+        loss_panel.append(Series(f"lr={lr:g}", history.steps, history.train_loss, group=f"lr={lr:g}"))
 
     at_edge = [key for key in ratios if reached_step[key] is not None]
     not_at_edge = [key for key in ratios if reached_step[key] is None]
