@@ -154,7 +154,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
             Series(f"control: alpha = {CONTROL_ALPHA:g} power-law bulk + same spikes (the test flags it)",
                    list(range(len(reports))), [r["control_alpha_bulk"] for r in reports.values()],
                    role="reference", connect=False),
-        ]),
+        ], xticks=[(float(i), name) for i, name in enumerate(reports)]),
         Panel("ESD power-law exponent during training", "training step", "alpha (CSN fit)", [
             *[Series(f"whole ESD, {name}", steps, [row[name][0] for row in history.extra]) for name in tested],
             *[Series(f"bulk (top {spikes} removed), {name}", steps, [row[name][1] for row in history.extra])
