@@ -127,11 +127,12 @@ def run(config: dict[str, Any], seed: int) -> Result:
                       upper=[target] * len(tpt))] if tpt else []),
         ], yscale="log"),
         Panel("NC2 and NC3: towards the simplex ETF and self-duality", "training step", "statistic (-> 0)", [
-            Series("NC2 equinorm (CV of class-mean norms)", steps, stats["nc2_equinorm"]),
-            Series("NC2 angle (mean |cos + 1/(C-1)|)", steps, stats["nc2_maxangle"]),
-            Series("NC3 ||W/||W|| - M/||M||||^2", steps, stats["nc3"]),
+            Series("NC2 equinorm (CV of class-mean norms)", steps, stats["nc2_equinorm"], group="nc2_equinorm"),
+            Series("NC2 angle (mean |cos + 1/(C-1)|)", steps, stats["nc2_maxangle"], group="nc2_maxangle"),
+            Series("NC3 ||W/||W|| - M/||M||||^2", steps, stats["nc3"], group="nc3"),
+            # each threshold as a marker at the final step, in its statistic's colour (judged at the end only)
             *[Series(f"{key}: finite-sample threshold at the end", [steps[-1]], [thresholds[key]],
-                     role="prediction", lower=[0.0], upper=[thresholds[key]]) for key in names],
+                     role="prediction", connect=False, group=key) for key in names],
         ], yscale="log"),
         Panel("At the end vs the ETF's finite-sample expectation", "statistic", "value (dimensionless)", [
             Series("ETF + sampling noise (prediction; band: up to the threshold)", index,
