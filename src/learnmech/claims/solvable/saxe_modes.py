@@ -49,8 +49,9 @@ def _mode_panel(title: str, times: np.ndarray, measured: np.ndarray, s: np.ndarr
         if band is not None:
             lower, upper = predicted[:, i] - band * s_i, predicted[:, i] + band * s_i
         series.append(Series(f"theory s={s_i:g}", dense_t, predicted[:, i], role="prediction", lower=lower,
-                             upper=upper))
-        series.append(Series(f"net s={s_i:g}", times[picks], measured[picks, i], role="measurement"))
+                             upper=upper, group=f"s={s_i:g}"))
+        series.append(Series(f"net s={s_i:g}", times[picks], measured[picks, i], role="measurement",
+                             group=f"s={s_i:g}"))
     return Panel(title=title, xlabel="training time t / tau (= steps x lr)", ylabel="mode strength u_i^T W v_i",
                  series=series)
 
