@@ -165,10 +165,11 @@ def _catapult_demo(model, lr_mult, lam: float, x, y, steps: int) -> dict[str, An
                         Series("uv recursion (Lewkowycz eq. 3), lr = 3/lambda_0", t,
                                np.where(np.isfinite(f_pred), f_pred**2 / 2, np.nan), role="prediction")],
                        yscale="log")
-    sharp_panel = Panel("Catapult at lr = 3/lambda_0: the NTK drops below 2/lr", "time (before=0, after=1)",
+    sharp_panel = Panel("Catapult at lr = 3/lambda_0: the NTK drops below 2/lr", "",
                         "NTK lambda (loss units)",
-                        [Series("lambda", [0, 1], [lam, np.nan if lam_after is None else lam_after])],
-                        hlines=[(2.0 / lr, "2/lr")])
+                        [Series("NTK lambda: above 2/lr at init, below it after the catapult", [0, 1],
+                                [lam, np.nan if lam_after is None else lam_after], connect=False)],
+                        hlines=[(2.0 / lr, "2/lr")], xticks=[(0.0, "at init"), (1.0, "after training")])
     finite = np.isfinite(run.losses) & np.isfinite(f_pred)
     return {
         "panels": [loss_panel, sharp_panel],
