@@ -24,7 +24,7 @@ def test_verdict_and_controls(result):
     assert result.metrics["rival_test_mse"]["initial-function"] == pytest.approx(0.09)
     # The prediction moved away from the initial function: the claim is informative.
     assert result.prediction < 0.09 - 2 * result.tolerance
-    assert len(result.metrics["test_mse_wide"]) == len(result.metrics["test_mse_small"]) == 3
+    assert (len(result.metrics["test_mse_wide"]), len(result.metrics["test_mse_small"])) == (3, 8)
 
 
 def test_figure_band_and_digits_title(result):

@@ -159,6 +159,8 @@ def run(config: dict[str, Any], seed: int) -> Result:
     function_error = {w: [float(np.sqrt(np.mean((f - predicted_test) ** 2) / np.mean(predicted_test**2)))
                           for f in fs] for w, fs in outputs.items()}
 
+    grid = np.geomspace(small, width, 20)
+    envelope = small_bound * np.sqrt(small / grid)  # the O(n^-1/2) envelope the tolerance assumes
     labels = list(rivals) + ["CNN-GAP NTK"]
     positions = list(range(len(labels)))
     panels = [
@@ -168,8 +170,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
             ylabel="test MSE (centred one-hot targets)",
             xticks=[(p, name) for p, name in zip(positions, labels, strict=True)],
             series=[
-                Series("CNN-GAP NTK prediction +- tolerance", [positions[-1]], [prediction], role="prediction",
-                       lower=[prediction - tolerance], upper=[prediction + tolerance], connect=False),
+                Series("CNN-GAP NTK prediction; band: +- tolerance", [-0.4, positions[-1] + 0.4],
+                       [prediction] * 2, role="prediction", lower=[prediction - tolerance] * 2,
+                       upper=[prediction + tolerance] * 2),
                 *[Series(f"control: {c.name} ({'rejected' if c.rejected else 'not rejected'})", [p], [c.prediction],
                          role="reference", connect=False) for p, c in zip(positions[:-1], controls, strict=True)],
                 Series(f"trained CNN, {width} channels (mean +- sd, {nets} nets)", [positions[-1]], [measurement],
@@ -182,8 +185,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
             ylabel="test MSE (centred one-hot targets)",
             xscale="log",
             series=[
-                Series("NTK prediction (infinite width)", [small, width], [prediction, prediction],
-                       role="prediction", lower=[prediction - tolerance] * 2, upper=[prediction + tolerance] * 2),
+                Series("NTK prediction; band: small-width bound x (n_small / n)^1/2", grid,
+                       np.full(grid.size, prediction), role="prediction", lower=prediction - envelope,
+                       upper=prediction + envelope),
                 Series("trained CNNs (mean +- sd over nets)", [small, width], [float(mses[small].mean()), measurement],
                        role="measurement", yerr=[float(mses[small].std(ddof=1)), float(mses[width].std(ddof=1))]),
             ],
