@@ -56,8 +56,7 @@ import torch
 from scipy import stats
 
 from learnmech.claims import Claim, Control, Diverged, Panel, Result, Series, step
-from learnmech.kernels import gradient_descent, max_learning_rate, mlp, stax
-from learnmech.kernels.dynamics import train_mse_gd
+from learnmech.kernels import gradient_descent, max_learning_rate, mlp, stax, train_mse_gd
 from learnmech.observe.tasks import digits
 from learnmech.seeding import rng
 
