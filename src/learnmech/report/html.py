@@ -35,6 +35,8 @@ th{background:#f4f4f6} td.num{text-align:right;font-variant-numeric:tabular-nums
 .scroll{overflow-x:auto} td.num,#verdicts td:nth-child(-n+2){white-space:nowrap}
 #verdicts td:nth-child(3){min-width:8rem;max-width:12rem;font-size:.8rem}
 #verdicts td:nth-child(4),#verdicts td:nth-child(5){max-width:11rem;font-size:.8rem;overflow-wrap:break-word}
+#verdicts td:nth-child(6){min-width:7rem;max-width:12rem}
+small.units{white-space:normal;display:inline-block;text-align:left;color:#555}
 #verdicts td:nth-child(7){min-width:8rem;font-size:.82rem}
 #verdicts td:nth-child(9){min-width:10rem;font-size:.8rem}
 .chip{display:inline-block;min-width:1.1rem;text-align:center;border-radius:.3rem;margin:1px;font-size:.72rem;
@@ -126,7 +128,7 @@ def _error_cell(row: Row) -> str:
         return f"<small>diverged at step {row.diverged_step}</small>"
     units = (row.result or {}).get("units") or ""
     text = f"{_fmt(row.error)} / {_fmt(row.tolerance)}"
-    return f"{text}<br><small>{html.escape(units)}</small>" if units else text
+    return f"{text}<br><small class='units'>{html.escape(units)}</small>" if units else text
 
 
 def _seed_range(seeds: list[int]) -> str:
