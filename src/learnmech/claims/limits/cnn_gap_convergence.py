@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from learnmech.claims import Claim, Control, Panel, Result, Series, step
-from learnmech.kernels import asymptotic_exponent, empirical_ntk, stax
+from learnmech.claims import Claim, Control, Result, step
+from learnmech.kernels import asymptotic_exponent, convergence_panels, empirical_ntk, stax
 from learnmech.observe.tasks import digits
 from learnmech.seeding import rng
 
@@ -66,13 +66,6 @@ def cnn_gap(width: int, depth: int, activation: str = "relu", out_dim: int = 1) 
     for _ in range(depth):
         layers += [stax.Conv(width, (3, 3), padding="SAME", W_std=2**0.5, b_std=0.1), ACTIVATIONS[activation]()]
     return stax.serial(*layers, stax.GlobalAvgPool(), stax.Dense(out_dim, W_std=1.0, b_std=0.1))
-
-
-def _upper_sorted(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct entries of two symmetric matrices (upper triangle), ordered by ``reference``, for a scatter."""
-    rows, cols = np.triu_indices(reference.shape[0])
-    order = np.argsort(reference[rows, cols])
-    return reference[rows, cols][order], other[rows, cols][order]
 
 
 def run(config: dict[str, Any], seed: int) -> Result:
@@ -110,42 +103,11 @@ def run(config: dict[str, Any], seed: int) -> Result:
         for name, rival in RIVAL_SLOPES.items()
     ]
     mean_err, std_err = errors.mean(axis=1), errors.std(axis=1, ddof=1)
-    grid = np.geomspace(widths[0], widths[-1], 50)
-    centre = np.exp(np.mean(np.log(widths)))
-    anchor = np.exp(fit.intercept + slope * np.log(centre))  # where the -1/2 line is pinned, for the eye only
-    lo = anchor * (grid / centre) ** (PREDICTED_SLOPE - tolerance)
-    hi = anchor * (grid / centre) ** (PREDICTED_SLOPE + tolerance)
-    panels = [
-        Panel(
-            title="CNN-GAP empirical NTK -> stax NTK (digits)",
-            xlabel="channels per conv layer n",
-            ylabel="||Theta_n - Theta||_F / ||Theta||_F",
-            xscale="log",
-            yscale="log",
-            series=[
-                Series("measured (mean +- sd over nets)", widths, mean_err, role="measurement", yerr=std_err,
-                       group="measured"),
-                Series("slope -1/2 (pinned at the fit's centre); band: slope +- tolerance", grid,
-                       anchor * (grid / centre) ** PREDICTED_SLOPE, role="prediction",
-                       lower=np.minimum(lo, hi), upper=np.maximum(lo, hi)),
-                *[Series(f"control: slope {c.prediction:g} ({'rejected' if c.rejected else 'not rejected'})", grid,
-                         anchor * (grid / centre) ** c.prediction, role="reference") for c in controls],
-                Series(f"least-squares fit, slope {slope:.3f}", grid, np.exp(fit.intercept) * grid**slope,
-                       role="reference", group="measured"),
-            ],
-        ),
-        Panel(
-            title=f"Kernel entries at {widths[-1]} channels (digits)",
-            xlabel="analytic NTK entry",
-            ylabel="empirical NTK entry",
-            series=[
-                Series("y = x", [analytic.min(), analytic.max()], [analytic.min(), analytic.max()],
-                       role="prediction"),
-                Series("entries (upper triangle)", *_upper_sorted(analytic, np.asarray(largest)), role="measurement",
-                       connect=False),
-            ],
-        ),
-    ]
+    panels = convergence_panels(
+        widths, errors, analytic, largest, slope=slope, intercept=fit.intercept, tolerance=tolerance,
+        predicted=PREDICTED_SLOPE, rivals=[(c.prediction, c.rejected) for c in controls],
+        title="CNN-GAP empirical NTK -> stax NTK (digits)", width_label="channels per conv layer n",
+        entries_title=f"Kernel entries at {widths[-1]} channels (digits)")
     return Result(
         prediction=PREDICTED_SLOPE,
         measurement=slope,

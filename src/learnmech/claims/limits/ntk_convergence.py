@@ -27,21 +27,14 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from learnmech.claims import Claim, Control, Panel, Result, Series, step
-from learnmech.kernels import mlp
+from learnmech.claims import Claim, Control, Result, step
+from learnmech.kernels import convergence_panels, mlp
 from learnmech.kernels.empirical import empirical_ntk, mlp_network
 from learnmech.seeding import rng
 
 PREDICTED_SLOPE = -0.5
 #: Rival slopes the experiment must reject: no convergence, and a 1/n rate.
 RIVAL_SLOPES = {"slope-zero": 0.0, "slope-minus-one": -1.0}
-
-
-def _upper_sorted(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct entries of two symmetric matrices (upper triangle), ordered by ``reference``, for a scatter."""
-    rows, cols = np.triu_indices(reference.shape[0])
-    order = np.argsort(reference[rows, cols])
-    return reference[rows, cols][order], other[rows, cols][order]
 
 
 def run(config: dict[str, Any], seed: int) -> Result:
@@ -79,41 +72,11 @@ def run(config: dict[str, Any], seed: int) -> Result:
         for name, rival in RIVAL_SLOPES.items()
     ]
     mean_err, std_err = errors.mean(axis=1), errors.std(axis=1, ddof=1)
-    grid = np.geomspace(widths[0], widths[-1], 50)
-    centre = np.exp(np.mean(np.log(widths)))
-    anchor = np.exp(intercept + slope * np.log(centre))  # where the -1/2 line is pinned, for the eye only
-    panels = [
-        Panel(
-            title="Empirical NTK -> analytic NTK",
-            xlabel="hidden width n (units)",
-            ylabel="||Theta_n - Theta||_F / ||Theta||_F (dimensionless)",
-            xscale="log",
-            yscale="log",
-            series=[
-                Series("measured (mean +- sd over seeds)", widths, mean_err, role="measurement", yerr=std_err),
-                Series("slope -1/2 (Jacot et al. 2018), pinned at the fit's centre; band: slope +- tolerance", grid,
-                       anchor * (grid / centre) ** PREDICTED_SLOPE, role="prediction",
-                       lower=np.minimum(anchor * (grid / centre) ** (PREDICTED_SLOPE - tolerance),
-                                        anchor * (grid / centre) ** (PREDICTED_SLOPE + tolerance)),
-                       upper=np.maximum(anchor * (grid / centre) ** (PREDICTED_SLOPE - tolerance),
-                                        anchor * (grid / centre) ** (PREDICTED_SLOPE + tolerance))),
-                *[Series(f"control: slope {c.prediction:g} ({'rejected' if c.rejected else 'not rejected'})", grid,
-                         anchor * (grid / centre) ** c.prediction, role="reference") for c in controls],
-                Series(f"least-squares fit, slope {slope:.3f}", grid, np.exp(intercept) * grid**slope,
-                       role="reference"),
-            ],
-        ),
-        Panel(
-            title=f"Kernel entries at width {widths[-1]}",
-            xlabel="analytic NTK entry (output units^2)",
-            ylabel="empirical NTK entry (output units^2)",
-            series=[
-                Series("y = x", [analytic.min(), analytic.max()], [analytic.min(), analytic.max()],
-                       role="prediction"),
-                Series("entries (upper triangle)", *_upper_sorted(analytic, np.asarray(largest)), role="measurement"),
-            ],
-        ),
-    ]
+    panels = convergence_panels(
+        widths, errors, analytic, largest, slope=float(slope), intercept=float(intercept), tolerance=tolerance,
+        predicted=PREDICTED_SLOPE, rivals=[(c.prediction, c.rejected) for c in controls],
+        title="Empirical NTK -> analytic NTK (Jacot et al. 2018)", width_label="hidden width n (units)",
+        entries_title=f"Kernel entries at width {widths[-1]}", entry_units="(output units^2)")
     return Result(
         prediction=PREDICTED_SLOPE,
         measurement=float(slope),
