@@ -58,16 +58,23 @@ class Posterior:
     covariance: np.ndarray
 
 
-def _train_kernel(k_train_train: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validated symmetric PSD train kernel ``(n, n)`` and its eigendecomposition, eigenvalues clipped at 0."""
-    kernel = as_array(k_train_train, "k_train_train", ndim=2)
+def _square_symmetric(kernel_like: Any, name: str) -> np.ndarray:
+    """``kernel_like`` as a float64 ``(n, n)`` array, refused unless square and symmetric up to ``SYMMETRY_RTOL``
+    relative to its largest entry; returned as given (callers symmetrise the round-off away)."""
+    kernel = as_array(kernel_like, name, ndim=2)
     n = kernel.shape[0]
     if kernel.shape != (n, n):
-        raise ValueError(f"k_train_train must be square (n_train, n_train), got shape {kernel.shape}")
+        raise ValueError(f"{name} must be square (n_train, n_train), got shape {kernel.shape}")
     scale = float(np.max(np.abs(kernel))) or 1.0
     asymmetry = float(np.max(np.abs(kernel - kernel.T)))
     if asymmetry > SYMMETRY_RTOL * scale:
-        raise ValueError(f"k_train_train must be symmetric, max |K - K^T| = {asymmetry:.3g} (scale {scale:.3g})")
+        raise ValueError(f"{name} must be symmetric, max |K - K^T| = {asymmetry:.3g} (scale {scale:.3g})")
+    return kernel
+
+
+def _train_kernel(k_train_train: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated symmetric PSD train kernel ``(n, n)`` and its eigendecomposition, eigenvalues clipped at 0."""
+    kernel = _square_symmetric(k_train_train, "k_train_train")
     kernel = 0.5 * (kernel + kernel.T)
     evals, evecs = np.linalg.eigh(kernel)
     if evals[0] < -PSD_RTOL * max(evals[-1], 0.0):
@@ -97,13 +104,32 @@ def _cross_kernel(k_test_train: Any, n: int) -> np.ndarray:
     return cross
 
 
-def _times(t: Any) -> tuple[np.ndarray, bool]:
+def _scalar_or_vector(value: Any, name: str, expected: str) -> np.ndarray:
+    """``value`` as float64, refused unless a scalar or a non-empty 1-D array (``expected`` says of what, for the
+    error message): the time grid of :func:`gradient_flow` and the step counts of :func:`gradient_descent`."""
     try:
-        times = np.asarray(t, dtype=np.float64)
+        array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"t must be a number or a 1-D array of numbers (np.inf allowed), got {t!r}") from None
-    if times.ndim > 1 or times.size == 0:
-        raise ValueError(f"t must be a scalar or a non-empty 1-D array, got shape {times.shape}")
+        raise ValueError(f"{name} must be {expected} (np.inf allowed), got {value!r}") from None
+    if array.ndim > 1 or array.size == 0:
+        raise ValueError(f"{name} must be a scalar or a non-empty 1-D array, got shape {array.shape}")
+    return array
+
+
+def _linearised_problem(k_train_train: Any, k_test_train: Any, y_train: Any
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The validated inputs :func:`gradient_flow` and :func:`gradient_descent` share: the train kernel's clipped
+    eigenvalues ``(n,)`` and eigenvectors ``(n, n)``, the targets ``(n,)`` or ``(n, k)`` and the test-train kernel
+    ``(m, n)`` (None without test inputs)."""
+    kernel, evals, evecs = _train_kernel(k_train_train)
+    n = kernel.shape[0]
+    targets = _targets(y_train, n)
+    cross = None if k_test_train is None else _cross_kernel(k_test_train, n)
+    return evals, evecs, targets, cross
+
+
+def _times(t: Any) -> tuple[np.ndarray, bool]:
+    times = _scalar_or_vector(t, "t", "a number or a 1-D array of numbers")
     if np.any(np.isnan(times)) or np.any(times < 0):
         raise ValueError(f"t must be >= 0 (np.inf = kernel regression), got {t!r}")
     return np.atleast_1d(times), times.ndim == 0
@@ -132,10 +158,7 @@ def gradient_flow(
     network's outputs at initialisation (same shapes as the targets; default 0, i.e. the mean over random
     initialisations, whose output mean is zero). Directions in the kernel's null space never move.
     """
-    kernel, evals, evecs = _train_kernel(k_train_train)
-    n = kernel.shape[0]
-    targets = _targets(y_train, n)
-    cross = None if k_test_train is None else _cross_kernel(k_test_train, n)
+    evals, evecs, targets, cross = _linearised_problem(k_train_train, k_test_train, y_train)
     times, scalar = _times(t)
     lr = positive_float(lr, "lr")
     f0_train, f0_test = _initial_outputs(y0_train, y0_test, targets, cross)
@@ -178,14 +201,8 @@ def max_learning_rate(
     them pass ``n * k``). momentum: heavy-ball coefficient in ``[0, 1)``. eps: added to ``lambda_max`` (>= 0) so
     a zero kernel gives a finite number, as neural-tangents does. Returns the learning rate (a float).
     """
-    kernel = as_array(ntk_train, "ntk_train", ndim=2)
+    kernel = _square_symmetric(ntk_train, "ntk_train")
     n = kernel.shape[0]
-    if kernel.shape != (n, n):
-        raise ValueError(f"ntk_train must be square (n_train, n_train), got shape {kernel.shape}")
-    scale = float(np.max(np.abs(kernel))) or 1.0
-    asymmetry = float(np.max(np.abs(kernel - kernel.T)))
-    if asymmetry > SYMMETRY_RTOL * scale:
-        raise ValueError(f"ntk_train must be symmetric, max |K - K^T| = {asymmetry:.3g} (scale {scale:.3g})")
     size = n if y_train_size is None else positive_int(y_train_size, "y_train_size")
     momentum = _momentum(momentum)
     eps = positive_float(eps, "eps", allow_zero=True)
@@ -198,13 +215,7 @@ def max_learning_rate(
 
 
 def _steps(steps: Any) -> tuple[np.ndarray, bool]:
-    try:
-        counts = np.asarray(steps, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"steps must be an integer or a 1-D array of integers (np.inf allowed), got {steps!r}"
-                         ) from None
-    if counts.ndim > 1 or counts.size == 0:
-        raise ValueError(f"steps must be a scalar or a non-empty 1-D array, got shape {counts.shape}")
+    counts = _scalar_or_vector(steps, "steps", "an integer or a 1-D array of integers")
     finite = counts[np.isfinite(counts)]
     if np.any(np.isnan(counts)) or np.any(counts < 0) or np.any(finite != np.round(finite)):
         raise ValueError(f"steps must be integers >= 0 (np.inf = the converged limit), got {steps!r}")
@@ -274,10 +285,7 @@ def gradient_descent(
     converged limit (kernel regression when stable, NaN in diverging modes). lr: step size ``> 0``. momentum:
     heavy-ball coefficient in ``[0, 1)``. Returns a :class:`FlowPrediction` whose ``t`` holds the step counts.
     """
-    kernel, evals, evecs = _train_kernel(k_train_train)
-    n = kernel.shape[0]
-    targets = _targets(y_train, n)
-    cross = None if k_test_train is None else _cross_kernel(k_test_train, n)
+    evals, evecs, targets, cross = _linearised_problem(k_train_train, k_test_train, y_train)
     counts, scalar = _steps(steps)
     lr = positive_float(lr, "lr")
     momentum = _momentum(momentum)
