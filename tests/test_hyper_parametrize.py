@@ -15,6 +15,10 @@ from torch import nn
 
 from learnmech import hyper
 
+# These tests read ParamRule's deprecated aliases (init_std, lr_mult) on purpose: their assertions predate the rename.
+# The aliases' warnings are checked in test_rule_fields_use_the_glossary_names_and_the_old_ones_warn.
+pytestmark = pytest.mark.filterwarnings("ignore:ParamRule.(init_std|lr_mult) is deprecated:DeprecationWarning")
+
 IN, OUT, BASE, WIDTH = 16, 3, 64, 512
 M = WIDTH / BASE
 
@@ -91,6 +95,27 @@ def test_optimizer_factory_sets_per_layer_lr(scheme, optimizer_class):
         assert group["lr"] == pytest.approx(0.01 * rule.lr_mult[kind])
     assert p.lr_multipliers(kind) == {r.param_name: r.lr_mult[kind] for r in p.rules}
     assert set(p.lr_multipliers()) == {name for name, _ in model.named_parameters()}
+
+
+@pytest.mark.parametrize("scheme", hyper.SCHEMES)
+def test_rule_fields_use_the_glossary_names_and_the_old_ones_warn(scheme):
+    """``std``/``lr_multiplier`` are the glossary's names; ``init_std``/``lr_mult`` are deprecated read-only aliases
+    that warn and return the same values; the table's rows carry ``std``."""
+    p = hyper.parametrize(_model(), scheme, BASE)
+    for rule in p.rules:
+        if rule.tensor == "weight":
+            std, _, sgd, adam = EXPECTED[(rule.role, scheme)]
+            assert rule.std == pytest.approx(std(rule.fan_in))
+            assert rule.lr_multiplier == pytest.approx({"sgd": sgd, "adam": adam})
+        with pytest.warns(DeprecationWarning, match="ParamRule.init_std is deprecated, use ParamRule.std"):
+            assert rule.init_std == rule.std
+        with pytest.warns(DeprecationWarning, match="ParamRule.lr_mult is deprecated, use ParamRule.lr_multiplier"):
+            assert rule.lr_mult is rule.lr_multiplier
+        with pytest.raises(AttributeError):
+            rule.init_std = 1.0
+    for row, rule in zip(p.table(), p.rules, strict=True):
+        assert "init_std" not in row and row["std"] == rule.std
+        assert (row["lr_sgd"], row["lr_adam"]) == (rule.lr_multiplier["sgd"], rule.lr_multiplier["adam"])
 
 
 @settings(max_examples=30, deadline=None)

@@ -74,6 +74,7 @@ and every parameter inside a named branch. The depth option applies to any schem
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -138,12 +139,14 @@ class ParamRule:
 
     name: the module's name (``"0"``, ``"blocks.0.fc1"``); tensor: its attribute (``"weight"``, ``"bias"``,
     ``"in_proj_weight"``, ...); role: the layer's role (a bias or gain shares its layer's role); fan_in/fan_out:
-    the layer's dimensions; init_std: std of the trainable tensor ``w`` (0 for biases and gains); multiplier:
-    the constant in ``W = multiplier * w``; lr_mult: learning-rate factor per optimizer family; param_name: the
-    trainable tensor's name in ``model.named_parameters()``; kind: this tensor's own class (``"input"``,
-    ``"hidden"``, ``"output"``, ``"vector"`` or ``"finite"``); fan_in_mult/fan_out_mult: the width multipliers of
-    its fan-in/fan-out axes (1 = finite); query_multiplier: the extra factor on an attention in-projection's query
-    rows (1 elsewhere).
+    the layer's dimensions; std: the init std of the trainable tensor ``w`` itself, absolute (e.g.
+    ``gain / sqrt(fan_in)``; 0 for biases and gains); multiplier: the constant in ``W = multiplier * w``;
+    lr_multiplier: this parameter's learning-rate factor for each optimizer family, ``{"sgd": .., "adam": ..}``;
+    param_name: the trainable tensor's name in ``model.named_parameters()``; kind: this tensor's own class
+    (``"input"``, ``"hidden"``, ``"output"``, ``"vector"`` or ``"finite"``); fan_in_mult/fan_out_mult: the width
+    multipliers of its fan-in/fan-out axes (1 = finite); query_multiplier: the extra factor on an attention
+    in-projection's query rows (1 elsewhere). ``init_std`` and ``lr_mult`` are deprecated read-only aliases of
+    ``std`` and ``lr_multiplier`` (they warn).
     """
 
     name: str
@@ -151,15 +154,28 @@ class ParamRule:
     role: Role
     fan_in: int
     fan_out: int
-    init_std: float
+    std: float
     multiplier: float
-    lr_mult: dict[str, float]
+    lr_multiplier: dict[str, float]
     parameter: nn.Parameter = field(repr=False, compare=False)
     param_name: str = ""  # the name in model.named_parameters(), e.g. "4.parametrizations.weight.original"
     kind: Kind = "finite"
     fan_in_mult: float = 1.0
     fan_out_mult: float = 1.0
     query_multiplier: float = 1.0
+
+    @property
+    def init_std(self) -> float:
+        """Deprecated alias of ``std`` (the glossary keeps ``W_std`` for a scale factor, not an absolute std)."""
+        warnings.warn("ParamRule.init_std is deprecated, use ParamRule.std", DeprecationWarning, stacklevel=2)
+        return self.std
+
+    @property
+    def lr_mult(self) -> dict[str, float]:
+        """Deprecated alias of ``lr_multiplier``."""
+        warnings.warn("ParamRule.lr_mult is deprecated, use ParamRule.lr_multiplier", DeprecationWarning,
+                      stacklevel=2)
+        return self.lr_multiplier
 
 
 @dataclass
@@ -182,7 +198,7 @@ class Parametrization:
     branches: tuple[str, ...] = ()
 
     def param_groups(self, lr: float, optimizer: str = "sgd") -> list[dict[str, Any]]:
-        """Param groups for a stock torch optimizer: one per parameter, ``lr = lr * lr_mult[optimizer]``.
+        """Param groups for a stock torch optimizer: one per parameter, ``lr = lr * lr_multiplier[optimizer]``.
 
         ``optimizer`` is ``"sgd"`` (also right for SGD with momentum) or ``"adam"`` (Adam, AdamW): muP's learning
         rate multipliers differ between them because Adam's update does not scale with the gradient.
@@ -190,7 +206,7 @@ class Parametrization:
         lr = positive_float(lr, "lr")
         kind = one_of(optimizer, "optimizer", OPTIMIZERS)
         return [
-            {"params": [rule.parameter], "lr": lr * rule.lr_mult[kind], "name": f"{rule.name}.{rule.tensor}"}
+            {"params": [rule.parameter], "lr": lr * rule.lr_multiplier[kind], "name": f"{rule.name}.{rule.tensor}"}
             for rule in self.rules
         ]
 
@@ -204,15 +220,15 @@ class Parametrization:
     def lr_multipliers(self, optimizer: str = "sgd") -> dict[str, float]:
         """``{parameter name in model.named_parameters(): lr multiplier}`` for a hand-written update rule."""
         kind = one_of(optimizer, "optimizer", OPTIMIZERS)
-        return {rule.param_name: rule.lr_mult[kind] for rule in self.rules}
+        return {rule.param_name: rule.lr_multiplier[kind] for rule in self.rules}
 
     def table(self) -> list[dict[str, Any]]:
         """The rules as plain rows (for printing or a DataFrame)."""
         return [
             {"name": r.name, "tensor": r.tensor, "role": r.role, "kind": r.kind, "fan_in": r.fan_in,
              "fan_out": r.fan_out, "fan_in_mult": r.fan_in_mult, "fan_out_mult": r.fan_out_mult,
-             "init_std": r.init_std, "multiplier": r.multiplier, "query_multiplier": r.query_multiplier,
-             "lr_sgd": r.lr_mult["sgd"], "lr_adam": r.lr_mult["adam"]}
+             "std": r.std, "multiplier": r.multiplier, "query_multiplier": r.query_multiplier,
+             "lr_sgd": r.lr_multiplier["sgd"], "lr_adam": r.lr_multiplier["adam"]}
             for r in self.rules
         ]
 
@@ -236,7 +252,7 @@ def weight_rule(
     *,
     fan_out_mult: float | None = None,
 ) -> tuple[float, float, dict[str, float]]:
-    """``(init_std, multiplier, {"sgd": lr_mult, "adam": lr_mult})`` for a weight matrix (table in the module doc).
+    """``(std, multiplier, {"sgd": lr_multiplier, "adam": lr_multiplier})`` for a weight matrix (module doc's table).
 
     fan_in: the layer's input dimension (for ``nn.Embedding`` use 1: a one-hot input has unit norm);
     width_mult: the width multiplier of the infinite axis that sets the rule: the fan-out's for an input layer
@@ -562,7 +578,7 @@ def _reference_width(specs: list[_Spec]) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------------------
 
 def _rule(spec: _Spec, scheme: str, gain: float) -> tuple[float, float, dict[str, float]]:
-    """``(init_std, multiplier, lr_mult)`` for a spec: the module docstring's table."""
+    """``(std, multiplier, lr_multiplier)`` for a spec: the module docstring's table."""
     if spec.fill is not None:  # vectors: unit gain / zero bias, Table 3 "biases" learning rates
         return 0.0, 1.0, vector_rule(scheme, spec.kind == "vector", spec.m_out)
     if spec.kind == "hidden":
@@ -582,7 +598,7 @@ def _apply(
     rules = []
     with torch.no_grad():
         for spec in specs:
-            std, multiplier, lr_mult = _rule(spec, scheme, gain)
+            std, multiplier, lr_multiplier = _rule(spec, scheme, gain)
             value = getattr(spec.module, spec.tensor)
             if spec.fill is None:
                 # Drawn on the CPU generator, then copied: the same numbers on every device.
@@ -597,9 +613,9 @@ def _apply(
                     spec.module, spec.tensor, _Multiplier(multiplier, spec.query_rows, query))
                 value = getattr(spec.module.parametrizations, spec.tensor).original
             if depth_mult != 1.0 and (spec.kind == "hidden" or _inside(spec.name, branches)):
-                lr_mult = {"sgd": lr_mult["sgd"], "adam": lr_mult["adam"] * depth_mult}
+                lr_multiplier = {"sgd": lr_multiplier["sgd"], "adam": lr_multiplier["adam"] * depth_mult}
             rules.append(ParamRule(spec.name, spec.tensor, spec.role, spec.fan_in, spec.fan_out, std, multiplier,
-                                   lr_mult, value, kind=spec.kind, fan_in_mult=spec.m_in,
+                                   lr_multiplier, value, kind=spec.kind, fan_in_mult=spec.m_in,
                                    fan_out_mult=spec.m_out, query_multiplier=query))
     return rules
 
