@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..panels import Panel, Series, jsonable
 
@@ -36,6 +36,19 @@ class Diverged(Exception):
 def _judge(error: float, tolerance: float) -> Literal["agrees", "disagrees"]:
     """``"agrees"`` iff the error is finite and within tolerance (a NaN error disagrees)."""
     return "agrees" if (math.isfinite(error) and error <= tolerance) else "disagrees"
+
+
+_VerdictT = TypeVar("_VerdictT", bound=str)
+
+
+def _settled_verdict(stated: _VerdictT | None, computed: _VerdictT, contradiction: str) -> _VerdictT:
+    """The verdict is computed, never chosen: ``computed`` when none was stated (a fresh result), else the stated one
+    (e.g. read back from the database) if it matches; a mismatch raises ``contradiction``."""
+    if stated is None:
+        return computed
+    if stated != computed:
+        raise ValueError(contradiction)
+    return stated
 
 
 def _check_tolerance(owner: str, tolerance: float) -> None:
@@ -68,12 +81,9 @@ class Control:
     def __post_init__(self) -> None:
         self.error, self.tolerance = float(self.error), float(self.tolerance)
         _check_tolerance(f"control {self.name!r}", self.tolerance)
-        computed = _judge(self.error, self.tolerance)
-        if self.verdict is None:
-            self.verdict = computed
-        elif self.verdict != computed:
-            raise ValueError(f"control {self.name!r}: verdict {self.verdict!r} contradicts error={self.error} "
-                             f"vs tolerance={self.tolerance}")
+        self.verdict = _settled_verdict(self.verdict, _judge(self.error, self.tolerance),
+                                        f"control {self.name!r}: verdict {self.verdict!r} contradicts "
+                                        f"error={self.error} vs tolerance={self.tolerance}")
 
     @property
     def rejected(self) -> bool:
@@ -117,12 +127,10 @@ class Result:
         names = [c.name for c in self.controls]
         if len(set(names)) != len(names):
             raise ValueError(f"Result: control names must be unique, got {names}")
-        computed = self.computed_verdict()
-        if self.verdict is None:
-            self.verdict = computed
-        elif self.verdict != computed:
-            raise ValueError(f"verdict {self.verdict!r} contradicts error={self.error} vs tolerance={self.tolerance} "
-                             f"and controls rejected={[c.rejected for c in self.controls]}")
+        self.verdict = _settled_verdict(self.verdict, self.computed_verdict(),
+                                        f"verdict {self.verdict!r} contradicts error={self.error} vs "
+                                        f"tolerance={self.tolerance} and controls rejected="
+                                        f"{[c.rejected for c in self.controls]}")
 
     @property
     def comparison(self) -> Literal["agrees", "disagrees"]:
