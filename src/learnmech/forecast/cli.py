@@ -9,9 +9,13 @@ import argparse
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 __all__ = ["add_parser", "main"]
+
+_T = TypeVar("_T")
 
 HELP = """The script is a Python file defining:
   model(width=None) -> torch.nn.Module   a fresh model (the width argument only if `widths` is set)
@@ -34,12 +38,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def _guarded(step: Callable[[], _T]) -> tuple[_T | None, int | None]:
+    """Run one stage of the subcommand: ``(its result, None)``, or ``(None, exit code)`` after reporting a failure:
+    a ValueError (bad arguments, a script that breaks the contract) as one line and 2, anything else (a bug in
+    learnmech) with its traceback and 1."""
+    try:
+        return step(), None
+    except ValueError as exc:
+        print(f"error: forecast: {exc}".splitlines()[0], file=sys.stderr)
+        return None, 2
+    except Exception:
+        traceback.print_exc()
+        return None, 1
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the subcommand; returns the exit code (0 done, 2 bad input, 1 internal failure)."""
     from .card import Forecast  # noqa: F401  (import errors count as internal failures below)
     from .script import forecast_script, load_script, train_script
 
-    try:
+    def prepare() -> tuple[Path, float, Any, Any]:
         out = Path(args.out)
         if not Path(args.script).is_file():  # before creating --out: a bad call leaves nothing on disk
             raise ValueError(f"script must be an existing Python file, got {args.script}")
@@ -50,29 +68,28 @@ def main(args: argparse.Namespace) -> int:
                 raise ValueError(f"--out {args.out}: not a writable directory ({exc.strerror or exc})") from None
         started = time.perf_counter()
         script = load_script(args.script)
-        forecast = forecast_script(script)
-    except ValueError as exc:
-        print(f"error: forecast: {exc}".splitlines()[0], file=sys.stderr)
-        return 2
-    except Exception:
-        traceback.print_exc()
-        return 1
+        return out, started, script, forecast_script(script)
+
+    prepared, code = _guarded(prepare)
+    if code is not None:
+        return code
+    out, started, script, forecast = prepared
     print(forecast.summary())
     print(f"(forecast took {time.perf_counter() - started:.1f} s)")
     if not args.run:
         return 0
-    try:
+
+    def train_and_score() -> tuple[Any, Path]:
         observations = train_script(script)
         card = forecast.score(observations)
         observations.to_csv(out / "observations.csv", index=False)
         card.table().to_csv(out / "scores.csv", index=False)
-        path = card.to_html(out / "forecast.html", title=f"forecast report card: {script.path.name}")
-    except ValueError as exc:
-        print(f"error: forecast: {exc}".splitlines()[0], file=sys.stderr)
-        return 2
-    except Exception:
-        traceback.print_exc()
-        return 1
+        return card, card.to_html(out / "forecast.html", title=f"forecast report card: {script.path.name}")
+
+    scored, code = _guarded(train_and_score)
+    if code is not None:
+        return code
+    card, path = scored
     print("scores:")
     print(card.summary())
     print(f"report card: {path} (total {time.perf_counter() - started:.1f} s)")
