@@ -17,10 +17,18 @@ def test_variance_ratio_closed_form() -> None:
     np.testing.assert_allclose(hyper.residual_variance_ratio(L, "standard", gain=1.0), 1.5**L)
     np.testing.assert_allclose(hyper.residual_variance_ratio(L, "depth-mup", base_depth=2, gain=1.0),
                                (1 + 1.0 / L) ** L)
-    np.testing.assert_allclose(hyper.residual_variance_ratio(L, 0.5, activation="linear"), 1.25**L)
+    np.testing.assert_allclose(hyper.residual_variance_ratio(L, 0.5, activation="identity"), 1.25**L)
     # Depth-muP's limit: (1 + base g^2 c / L)^L -> exp(base g^2 c).
     deep = hyper.residual_variance_ratio([10**6], "depth-mup", base_depth=4, gain=0.5)
     assert deep[0] == pytest.approx(math.exp(4 * 0.25 * 0.5), rel=1e-5)
+
+
+def test_variance_ratio_linear_is_a_deprecated_identity() -> None:
+    L = np.array([1, 2, 4, 8])
+    with pytest.warns(DeprecationWarning, match='"linear" is deprecated, use "identity"') as record:
+        old = hyper.residual_variance_ratio(L, 0.5, activation="linear")
+    assert record[0].filename == __file__  # the warning points at the caller
+    np.testing.assert_array_equal(old, hyper.residual_variance_ratio(L, 0.5, activation="identity"))
 
 
 def test_variance_ratio_bad_input() -> None:

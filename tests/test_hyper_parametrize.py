@@ -118,6 +118,30 @@ def test_rule_fields_use_the_glossary_names_and_the_old_ones_warn(scheme):
         assert (row["lr_sgd"], row["lr_adam"]) == (rule.lr_multiplier["sgd"], rule.lr_multiplier["adam"])
 
 
+def test_models_take_the_one_activation_table_and_linear_is_a_deprecated_identity():
+    """hyper's builders use observe.tasks.ACTIVATIONS (one table); "linear" is the same nn.Identity, and warns."""
+    from learnmech.observe import tasks
+
+    for name, module in tasks.ACTIVATIONS.items():
+        assert isinstance(hyper.mlp(3, 8, 2, hidden_layers=2, activation=name)[1], module)
+        assert isinstance(hyper.cnn(1, 4, activation=name)[1], module)
+        assert isinstance(hyper.resmlp(3, 8, 2, activation=name).blocks[0][0], module)
+    torch.manual_seed(0)
+    new = hyper.mlp(3, 8, 2, hidden_layers=1, activation="identity")
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match='"linear" is deprecated, use "identity"') as record:
+        old = hyper.mlp(3, 8, 2, hidden_layers=1, activation="linear")
+    assert record[0].filename == __file__  # the warning points at the caller
+    assert [type(m) for m in old] == [type(m) for m in new] == [nn.Linear, nn.Identity, nn.Linear]
+    assert all(torch.equal(p, q) for p, q in zip(old.parameters(), new.parameters(), strict=True))
+    with pytest.warns(DeprecationWarning, match='"linear"'):
+        assert isinstance(hyper.cnn(1, 4, activation="linear")[1], nn.Identity)
+    with pytest.warns(DeprecationWarning, match='"linear"'):
+        assert isinstance(hyper.resmlp(3, 8, 2, activation="linear").blocks[0][0], nn.Identity)
+    with pytest.raises(ValueError, match="activation"):
+        hyper.mlp(3, 8, activation="sigmoid")
+
+
 @settings(max_examples=30, deadline=None)
 @given(base=st.integers(2, 64), factor=st.floats(0.25, 16), fan=st.integers(1, 300),
        scheme=st.sampled_from(hyper.SCHEMES), role=st.sampled_from(["input", "hidden", "output"]))

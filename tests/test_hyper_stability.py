@@ -12,7 +12,7 @@ from learnmech import hyper
 
 
 def _uv(width: int, seed: int) -> tuple[torch.nn.Module, dict[str, float]]:
-    model = hyper.mlp(1, width, 1, hidden_layers=1, activation="linear")
+    model = hyper.mlp(1, width, 1, hidden_layers=1, activation="identity")
     hyper.parametrize(model, "ntp", base_width=64, seed=seed)
     return model, hyper.freeze(model, ["0.bias", "2.bias"])
 

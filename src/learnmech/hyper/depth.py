@@ -6,7 +6,7 @@ second moment ``q_l = ||h_l||^2 / width`` is
 
     q_{l+1} = q_l + m^2 g^2 E[phi(z)^2],  z ~ N(0, q_l)        (the cross term h . W phi(h) has mean 0)
 
-and for a positively homogeneous activation ``E[phi(z)^2] = c_phi q`` (``c_relu = 1/2``, ``c_linear = 1``), so
+and for a positively homogeneous activation ``E[phi(z)^2] = c_phi q`` (``c_relu = 1/2``, ``c_identity = 1``), so
 ``q_L / q_0 = (1 + m^2 g^2 c_phi)^L``. Standard residual nets (``m = 1``) blow up exponentially in depth; Depth-muP's
 ``m = sqrt(base_L / L)`` (Yang, Yu, Zhu & Hayou 2023, "Tensor Programs VI", sec. 3; Bordelon, Noci, Li, Hanin &
 Pehlevan 2023, eq. 2) gives ``(1 + base_L g^2 c_phi / L)^L -> exp(base_L g^2 c_phi)``: bounded, flat in depth
@@ -18,9 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_array, one_of, positive_float, positive_int
+from .models import _activation_name
 
 #: ``E[phi(z)^2] / E[z^2]`` for z Gaussian, for the positively homogeneous activations.
-HOMOGENEOUS_GAIN = {"relu": 0.5, "linear": 1.0}
+HOMOGENEOUS_GAIN = {"relu": 0.5, "identity": 1.0}
 
 
 def residual_variance_ratio(
@@ -32,14 +33,15 @@ def residual_variance_ratio(
     depths: ``(D,)`` positive integers. branch_multiplier: ``"depth-mup"`` (``m = sqrt(base_depth / L)``, what
     :func:`~learnmech.hyper.parametrize` applies with ``depth=(L, base_depth)``), ``"standard"`` (``m = 1``) or a
     fixed float ``m``. gain: the init std factor ``g`` of the branch weights (``W ~ N(0, g^2 / fan_in)``);
-    activation: ``"relu"`` or ``"linear"``. Returns ``(D,)`` ratios ``(1 + m^2 g^2 c_phi)^L`` (dimensionless).
+    activation: ``"relu"`` or ``"identity"`` (``"linear"`` is a deprecated alias of ``"identity"``).
+    Returns ``(D,)`` ratios ``(1 + m^2 g^2 c_phi)^L`` (dimensionless).
     """
     L = as_array(depths, "depths", ndim=1)
     if np.any(L < 1) or np.any(L != np.round(L)):
         raise ValueError(f"depths must be positive integers, got {L.tolist()}")
     base_depth = positive_int(base_depth, "base_depth")
     gain = positive_float(gain, "gain")
-    c_phi = HOMOGENEOUS_GAIN[one_of(activation, "activation", HOMOGENEOUS_GAIN)]
+    c_phi = HOMOGENEOUS_GAIN[_activation_name(activation, HOMOGENEOUS_GAIN)]
     if isinstance(branch_multiplier, str):
         kind = one_of(branch_multiplier, "branch_multiplier", ("depth-mup", "standard"))
         m2 = base_depth / L if kind == "depth-mup" else np.ones_like(L)

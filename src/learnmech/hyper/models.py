@@ -10,6 +10,7 @@ package's attention, which exposes its logit scale ``scale`` because muP changes
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -19,26 +20,41 @@ from torch import nn
 from .._checks import one_of, positive_int
 from ..observe import tasks
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "linear": nn.Identity}
+
+def _activation_name(activation: str, choices: object = tasks.ACTIVATIONS, stacklevel: int = 3) -> str:
+    """``activation`` checked against ``choices`` (default: the one activation table,
+    :data:`learnmech.observe.tasks.ACTIVATIONS`); ``"linear"``, this strand's old word for ``"identity"``, is a
+    deprecated alias (DeprecationWarning) mapped to ``"identity"``."""
+    if activation == "linear":
+        warnings.warn('activation "linear" is deprecated, use "identity" (the same nn.Identity)', DeprecationWarning,
+                      stacklevel=stacklevel)
+        activation = "identity"
+    return one_of(activation, "activation", choices)
+
+
+def _activation(activation: str) -> Callable[[], nn.Module]:
+    """The module class for ``activation`` from :data:`learnmech.observe.tasks.ACTIVATIONS` (``"linear"``: see
+    :func:`_activation_name`)."""
+    return tasks.ACTIVATIONS[_activation_name(activation, stacklevel=4)]
 
 
 def mlp(in_dim: int, width: int, out_dim: int = 1, hidden_layers: int = 2, activation: str = "relu") -> nn.Sequential:
     """An MLP ``in_dim -> width -> ... -> width -> out_dim`` with ``hidden_layers`` activations.
 
     ``hidden_layers=1`` is the two-layer net (input + readout); each extra hidden layer adds a ``width x width``
-    "hidden" matrix, the layer type whose learning rate muP and SP treat differently. ``activation="linear"``
-    gives a deep linear net (the uv-model of Lewkowycz et al. 2020 for ``hidden_layers=1``).
+    "hidden" matrix, the layer type whose learning rate muP and SP treat differently. activation: a name in
+    :data:`learnmech.observe.tasks.ACTIVATIONS`; ``"identity"`` gives a deep linear net (the uv-model of
+    Lewkowycz et al. 2020 for ``hidden_layers=1``; ``"linear"`` is a deprecated alias of ``"identity"``).
     Input ``(batch, in_dim)`` -> output ``(batch, out_dim)``.
     """
     in_dim = positive_int(in_dim, "in_dim")
     width = positive_int(width, "width")
     out_dim = positive_int(out_dim, "out_dim")
     hidden_layers = positive_int(hidden_layers, "hidden_layers")
-    activation = one_of(activation, "activation", ACTIVATIONS)
+    activation = _activation_name(activation)
     # One builder for the torch MLPs: observe.tasks.mlp, drawing from torch's global generator (seed=None) as
-    # this function always has; hyper's "linear" is its "identity".
-    return tasks.mlp(in_dim, [width] * hidden_layers, out_dim, "identity" if activation == "linear" else activation,
-                     seed=None)
+    # this function always has.
+    return tasks.mlp(in_dim, [width] * hidden_layers, out_dim, activation, seed=None)
 
 
 class SelfAttention(nn.Module):
@@ -123,11 +139,12 @@ def cnn(
     Linear(width -> out_dim)`` with ``hidden_layers`` activations ("same" padding, stride 1).
 
     Input ``(batch, in_channels, H, W)`` -> output ``(batch, out_dim)``. Width is the channel count; the global
-    average pool keeps the readout's fan-in equal to it for any image size.
+    average pool keeps the readout's fan-in equal to it for any image size. activation: a name in
+    :data:`learnmech.observe.tasks.ACTIVATIONS` (as for :func:`mlp`).
     """
     in_channels, width = positive_int(in_channels, "in_channels"), positive_int(width, "width")
     out_dim, hidden_layers = positive_int(out_dim, "out_dim"), positive_int(hidden_layers, "hidden_layers")
-    act = ACTIVATIONS[one_of(activation, "activation", ACTIVATIONS)]
+    act = _activation(activation)
     layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), act()]
     for _ in range(hidden_layers - 1):
         layers += [nn.Conv2d(width, width, 3, padding=1), act()]
@@ -170,7 +187,8 @@ class ResMLP(nn.Module):
     block depth 1 of Tensor Programs VI (Yang, Yu, Zhu & Hayou 2023), for which Depth-muP's ``1/sqrt(L)`` branch
     multiplier gives a well-defined infinite-depth limit. The multiplier is not built in: pass ``depth=(L, base_L)``
     and ``branches=model.branches`` to :func:`~learnmech.hyper.parametrize` (a forward hook on each branch), so the
-    same builder gives the standard residual net (multiplier 1) and the Depth-muP one.
+    same builder gives the standard residual net (multiplier 1) and the Depth-muP one. activation: ``phi``, a name
+    in :data:`learnmech.observe.tasks.ACTIVATIONS` (as for :func:`mlp`).
     Input ``(batch, in_dim)`` -> output ``(batch, out_dim)``.
     """
 
@@ -178,7 +196,7 @@ class ResMLP(nn.Module):
         super().__init__()
         in_dim, width = positive_int(in_dim, "in_dim"), positive_int(width, "width")
         depth, out_dim = positive_int(depth, "depth"), positive_int(out_dim, "out_dim")
-        act = ACTIVATIONS[one_of(activation, "activation", ACTIVATIONS)]
+        act = _activation(activation)
         # Registration order matters: parametrize(base_width=) takes the first Linear as the input layer and the
         # last one as the readout.
         self.input = nn.Linear(in_dim, width)

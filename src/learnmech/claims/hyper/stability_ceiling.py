@@ -52,7 +52,7 @@ BIASES = ["0.bias", "2.bias"]  # hyper.mlp's two Linear layers; the uv model has
 
 
 def _uv_model(width: int, base_width: int, in_dim: int, seed: int) -> tuple[torch.nn.Module, dict[str, float]]:
-    model = hyper.mlp(in_dim, width, 1, hidden_layers=1, activation="linear")
+    model = hyper.mlp(in_dim, width, 1, hidden_layers=1, activation="identity")
     hyper.parametrize(model, "ntp", base_width=base_width, seed=seed)
     return model, hyper.freeze(model, BIASES)
 
