@@ -82,6 +82,17 @@ def _layer_maps(activation: str | Callable) -> tuple[PairFn, DiagFn]:
     return closed.CLOSED_FORMS[activation]
 
 
+def check_activation(activation: object) -> str | Callable:
+    """The package's one activation vocabulary: a name of :data:`ACTIVATIONS` (case-insensitive, returned
+    lower-cased) or an elementwise callable (returned as is); anything else raises ValueError naming
+    ``activation``. ``kernels.mlp``, ``kernels.mlp_network`` and ``kernels.stax.Activation`` all check with it."""
+    if callable(activation):
+        return activation
+    if not isinstance(activation, str):
+        raise ValueError(f"activation must be one of {ACTIVATIONS} or a callable, got {activation!r}")
+    return one_of(activation.lower(), "activation", ACTIVATIONS)
+
+
 def mlp(
     hidden_layers: int,
     activation: str | Callable,
@@ -113,10 +124,7 @@ def mlp(
     matches the closed forms to ~1e-13. Its cost per pair grows like log(variance)^2.
     """
     hidden_layers = positive_int(hidden_layers, "hidden_layers", minimum=0)
-    if not callable(activation):
-        if not isinstance(activation, str):
-            raise ValueError(f"activation must be one of {ACTIVATIONS} or a callable, got {activation!r}")
-        activation = one_of(activation.lower(), "activation", ACTIVATIONS)
+    activation = check_activation(activation)
     W_std = positive_float(W_std, "W_std", allow_zero=True)  # noqa: N806
     b_std = positive_float(b_std, "b_std", allow_zero=True)
     if not isinstance(parameterization, str):

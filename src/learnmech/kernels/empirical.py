@@ -40,24 +40,15 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn import functional as F  # noqa: N812 - the usual alias
 
 from .._aliases import renamed
-from .._checks import as_array, one_of, positive_float, positive_int
+from .._checks import as_array, one_of, positive_int
 from ..seeding import torch_generator
+from .stax import MLP
 
 if TYPE_CHECKING:
     from .analytic import Kernel
 
 __all__ = ["empirical_ntk", "ntk_vector_product", "monte_carlo_kernel_fn", "sample_seeds", "mlp_network",
-           "ensemble_outputs", "ACTIVATIONS"]
-
-# Elementwise activations with the same meaning as in learnmech.kernels.mlp / neural-tangents' stax
-# ("gelu" is the exact erf form, not the tanh approximation).
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": torch.relu,
-    "erf": torch.erf,
-    "gelu": lambda z: torch.nn.functional.gelu(z, approximate="none"),
-    "tanh": torch.tanh,
-    "identity": lambda z: z,
-}
+           "ensemble_outputs"]
 
 # Features of all x2 chunks are kept (instead of recomputed for every x1 chunk) while they stay below this size.
 _MAX_CACHED_FEATURE_BYTES = 512 * 2**20
@@ -66,45 +57,6 @@ _MAX_CACHED_FEATURE_BYTES = 512 * 2**20
 # ----------------------------------------------------------------------------------------------------------------
 # Finite-width networks matching the analytic kernels
 # ----------------------------------------------------------------------------------------------------------------
-
-
-class _Dense(nn.Module):
-    """``y = W_std / sqrt(fan_in) * x W^T + b_std * b`` with ``W, b ~ N(0, 1)``: stax ``Dense`` in the NTK
-    parameterization (Jacot et al. 2018, eq. 1; neural-tangents ``stax.Dense(parameterization="ntk")``).
-
-    Implemented as one bias-free ``nn.Linear`` on the augmented input ``[W_std/sqrt(fan_in) x, b_std]``: its
-    weight is ``[W, b]`` (column ``fan_in`` is the bias), so the forward multipliers, and hence the NTK, are
-    exactly stax's, while the layer stays an ``nn.Linear`` that :func:`empirical_ntk`'s structured path handles.
-    """
-
-    def __init__(self, fan_in: int, fan_out: int, W_std: float, b_std: float) -> None:
-        super().__init__()
-        self.fan_in = fan_in
-        self.input_scale = W_std / math.sqrt(fan_in)
-        self.b_std = b_std
-        self.linear = nn.Linear(fan_in + (1 if b_std != 0.0 else 0), fan_out, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x * self.input_scale
-        if self.b_std != 0.0:
-            z = torch.cat([z, torch.full((*z.shape[:-1], 1), self.b_std, dtype=z.dtype, device=z.device)], dim=-1)
-        return self.linear(z)
-
-    def weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The stax parameters: ``W`` ``(fan_out, fan_in)`` and ``b`` ``(fan_out,)`` (None without bias)."""
-        weight = self.linear.weight
-        if self.b_std == 0.0:
-            return weight[:, : self.fan_in], None
-        return weight[:, : self.fan_in], weight[:, self.fan_in]
-
-
-class _Activation(nn.Module):
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
 
 
 @renamed(in_features="in_dim", out_features="out_dim")
@@ -121,40 +73,21 @@ def mlp_network(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
 ) -> nn.Module:
-    """A finite-width MLP in the NTK parameterization whose infinite-width kernels are exactly
-    ``learnmech.kernels.mlp(hidden_layers, activation, W_std, b_std, parameterization="ntk")``.
+    """The finite-width MLP ``kernels.stax.MLP(hidden_layers, width, activation, W_std, b_std, out_dim)`` in the NTK
+    parameterization, whose infinite-width kernels are exactly ``learnmech.kernels.mlp(hidden_layers, activation,
+    W_std, b_std, parameterization="ntk")``: a thin use of that one description (``.module((in_dim,), seed)``).
 
     Layers: ``hidden_layers`` x (dense of ``width`` units, activation), then a dense readout of ``out_dim``.
     Every dense layer computes ``W_std/sqrt(fan_in) x W^T + b_std b`` with all parameters ``N(0, 1)`` (drawn from
     ``seed``), as neural-tangents' ``stax.Dense(parameterization="ntk")``. Input ``(n, in_dim)``, output
     ``(n, out_dim)``. With ``b_std == 0`` the layers have no bias parameters (their kernel terms vanish).
+    ``activation``: a name of ``kernels.analytic.ACTIVATIONS`` (case-insensitive) or an elementwise callable.
     ``device``: where the network lives (default CPU); the parameters are the same for a seed on every device.
 
     ``in_features`` and ``out_features`` are deprecated keyword aliases of ``in_dim`` and ``out_dim``.
     """
     in_dim = positive_int(in_dim, "in_dim")
-    hidden_layers = positive_int(hidden_layers, "hidden_layers", minimum=0)
-    width = positive_int(width, "width")
-    out_dim = positive_int(out_dim, "out_dim")
-    W_std = positive_float(W_std, "W_std")
-    b_std = positive_float(b_std, "b_std", allow_zero=True)
-    if isinstance(activation, str):
-        act = ACTIVATIONS[one_of(activation, "activation", ACTIVATIONS)]
-    elif callable(activation):
-        act = activation
-    else:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or a callable, got {activation!r}")
-    layers: list[nn.Module] = []
-    fan_in = in_dim
-    for _ in range(hidden_layers):
-        layers += [_Dense(fan_in, width, W_std, b_std), _Activation(act)]
-        fan_in = width
-    layers.append(_Dense(fan_in, out_dim, W_std, b_std))
-    net = nn.Sequential(*layers).to(dtype)
-    gen = torch_generator(seed)
-    with torch.no_grad():
-        for param in net.parameters():
-            param.copy_(torch.randn(param.shape, generator=gen, dtype=dtype))
+    net = MLP(hidden_layers, width, activation, W_std, b_std, out_dim).module((in_dim,), seed=seed, dtype=dtype)
     # Drawn on the CPU generator, then moved: a seed gives the same network on every device.
     return net if device is None else net.to(device)
 

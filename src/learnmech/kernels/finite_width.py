@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._checks import as_array, one_of, positive_float, positive_int
+from .._checks import as_array, positive_float, positive_int
 from ..seeding import torch_generator
-from .empirical import ACTIVATIONS
+from .stax import Activation
 
 __all__ = ["last_layer_kernels", "mixture_posterior", "MixturePosterior"]
 
@@ -62,7 +62,8 @@ def last_layer_kernels(
     chunk = positive_int(chunk, "chunk")
     W_std = positive_float(W_std, "W_std")
     b_std = positive_float(b_std, "b_std", allow_zero=True)
-    act = ACTIVATIONS[one_of(activation, "activation", ACTIVATIONS)]
+    # The one activation vocabulary; its finite module is the elementwise function, whatever the shape.
+    act = Activation(activation).module((1,))
     device = x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
     inputs = torch.as_tensor(as_array(x, "x", ndim=2), dtype=torch.float64, device=device)
     gen = torch_generator(seed)

@@ -52,7 +52,7 @@ import numpy as np
 from scipy import stats
 
 from learnmech.claims import Claim, Control, Panel, Result, Series, step
-from learnmech.kernels import mlp, nngp_posterior
+from learnmech.kernels import nngp_posterior, stax
 from learnmech.kernels.finite_width import last_layer_kernels, mixture_posterior
 from learnmech.seeding import rng
 
@@ -86,14 +86,20 @@ def _posterior_errors(kernels: np.ndarray, batches: int, n_train: int, y: np.nda
     return errors, noise_norm, pooled
 
 
+def network(config: dict[str, Any], width: int) -> stax.Layer:
+    """The claim's MLP at ``width``: its NNGP/NTK and its finite-width draws from one description."""
+    return stax.MLP(int(config["hidden_layers"]), width, config["activation"], float(config["W_std"]),
+                    float(config["b_std"]))
+
+
 def run(config: dict[str, Any], seed: int) -> Result:
     generator = rng(seed)
     n_train, n_test, dim = int(config["n_train"]), int(config["n_test"]), int(config["in_dim"])
     layers, members, batches = int(config["hidden_layers"]), int(config["members"]), int(config["batches"])
     widths = [int(w) for w in config["widths"]]
     x = generator.standard_normal((n_train + n_test, dim))
-    arch = dict(activation=config["activation"], W_std=float(config["W_std"]), b_std=float(config["b_std"]))
-    kernel = mlp(layers, **arch)(x).nngp
+    kernels = network(config, widths[-1]).kernel_fn(x)  # NTK parameterization: the same limit at every width
+    kernel = kernels.nngp
     scale = float(np.mean(np.diag(kernel)))
     # Targets of prior size (so conditioning is informative), small observation noise relative to the prior.
     y = np.sin(x[:n_train].sum(axis=1)) * np.sqrt(scale)
@@ -110,7 +116,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
         # Equal cost per width (~ members x width^2 x depth): narrower networks get proportionally more members.
         count = members * widths[-1] // width
         step(i + 1, len(widths) + 1, f"{count} networks of width {width}")
-        ks = last_layer_kernels(x, layers, width, count, seed=int(generator.integers(2**31)), **arch)
+        spec = network(config, width).spec
+        ks = last_layer_kernels(x, spec.hidden_layers, spec.width, count, activation=spec.activation,
+                                W_std=spec.W_std, b_std=spec.b_std, seed=int(generator.integers(2**31)))
         errors[i], noise_norms[i], post = _posterior_errors(ks, batches, n_train, y, noise, exact,
                                                               kernel[n_train:, n_train:])
         posteriors.append(post)
@@ -135,7 +143,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     slope_se = float(np.sqrt(cov[0, 0] * resid @ resid / dof)) if dof > 0 else float("nan")
     # Control 3: rival kernel shape. The GP posterior with the NTK (rescaled to the NNGP's prior variance) -- the
     # kernel of gradient-descent training (Jacot et al. 2018), not of Bayesian inference -- judged like the claim.
-    ntk = mlp(layers, **arch)(x).ntk
+    ntk = kernels.ntk
     ntk = ntk * scale / float(np.mean(np.diag(ntk)))
     rival = nngp_posterior(ntk[:n_train, :n_train], ntk[n_train:, :n_train], ntk[n_train:, n_train:], y, noise=noise)
     prior_test = kernel[n_train:, n_train:]

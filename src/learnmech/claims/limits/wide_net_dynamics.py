@@ -41,14 +41,18 @@ import numpy as np
 from scipy import stats
 
 from learnmech.claims import Claim, Control, Diverged, Panel, Result, Series, step
-from learnmech.kernels import gradient_flow, mlp
-from learnmech.kernels.dynamics import train_mse_gd
-from learnmech.kernels.empirical import empirical_ntk, mlp_network
+from learnmech.kernels import empirical_ntk, gradient_flow, stax, train_mse_gd
 from learnmech.seeding import rng
 
 
 def _rms(values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
     return np.sqrt(np.mean(np.square(values), axis=axis))
+
+
+def network(config: dict[str, Any], width: int) -> stax.Layer:
+    """The claim's MLP at ``width``: its infinite-width kernels and its finite net from one description."""
+    return stax.MLP(int(config["hidden_layers"]), width, config["activation"], float(config["W_std"]),
+                    float(config["b_std"]))
 
 
 def run(config: dict[str, Any], seed: int) -> Result:
@@ -59,10 +63,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     direction = generator.standard_normal(dim) / math.sqrt(dim)
     y = np.sin(2.0 * x @ direction)[:, None]
     x_train, x_test, y_train = x[:n_train], x[n_train:], y[:n_train]
-    arch = dict(hidden_layers=int(config["hidden_layers"]), activation=config["activation"],
-                W_std=float(config["W_std"]), b_std=float(config["b_std"]))
-
-    kernels = mlp(**arch)(x)
+    kernels = network(config, int(config["width"])).kernel_fn(x)  # NTK parameterization: any width's limit
     kernel, nngp = kernels.ntk, kernels.nngp
     k_tt = kernel[:n_train, :n_train]
     lam_max = float(np.linalg.eigvalsh(k_tt)[-1])
@@ -70,7 +71,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     steps = int(config["steps"])
     record = np.unique(np.concatenate([[0], np.geomspace(1, steps, int(config["points"])).astype(int)]))
 
-    net = mlp_network(dim, width=int(config["width"]), seed=int(generator.integers(2**31)), **arch)
+    net = network(config, int(config["width"])).module((dim,), seed=int(generator.integers(2**31)))
     ntk_init = empirical_ntk(net, x)
     step(1, 4, "trained network: gradient descent")
     trajectory = train_mse_gd(net, x_train, y_train, lr, record, x_test=x_test)
@@ -103,7 +104,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
 
     # Control 1: deviation vs width over several independent nets per width (the judged net included).
     def deviation_of(width: int) -> float:
-        other = mlp_network(dim, width=width, seed=int(generator.integers(2**31)), **arch)
+        other = network(config, width).module((dim,), seed=int(generator.integers(2**31)))
         run_ = train_mse_gd(other, x_train, y_train, lr, record, x_test=x_test)
         if run_.diverged_step is not None:
             raise Diverged(run_.diverged_step)
