@@ -168,3 +168,17 @@ def test_lr_sweep_and_drift_shapes():
     drift = hyper.optimum_drift(sweep, n_boot=20)
     assert drift.optima.shape == (2,) and np.isfinite(drift.slope) and drift.slope_se > 0
     assert drift.grid_se == pytest.approx(1.0 / np.sqrt(12) / np.sqrt(0.5))
+
+
+def test_lr_sweep_loss_panel_is_the_seed_geometric_mean_with_gaps_where_diverged():
+    loss = np.array([[[1.0, 4.0, np.inf], [2.0, 2.0, 2.0]], [[4.0, 1.0, np.inf], [8.0, 2.0, 0.5]]])  # (2, 2, 3)
+    sweep = hyper.LRSweep("mup", np.array([16.0, 32.0]), np.array([-3.0, -2.0, -1.0]), [0, 1], loss,
+                          np.zeros((2, 2, 3, 1)))
+    panel = sweep.loss_panel("muP sweep")
+    assert (panel.title, panel.xlabel, panel.ylabel, panel.yscale) == (
+        "muP sweep", "log2 learning rate", "training loss (1/2 MSE)", "log")
+    assert [s.label for s in panel.series] == ["width 16", "width 32"]
+    np.testing.assert_allclose(panel.series[0].x, [-3.0, -2.0, -1.0])
+    np.testing.assert_allclose(panel.series[0].y, [2.0, 2.0, np.nan])
+    np.testing.assert_allclose(panel.series[1].y, [4.0, 2.0, 1.0])
+    assert [s.label for s in sweep.loss_panel("depth", label="L = {}").series] == ["L = 16", "L = 32"]

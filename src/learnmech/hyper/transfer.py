@@ -18,6 +18,7 @@ from torch import nn
 
 from .._aliases import renamed
 from .._checks import as_array, one_of, positive_int
+from ..panels import Panel, Series
 from .batched import gd_lr_grid
 from .parametrize import SCHEMES, parametrize
 
@@ -63,6 +64,17 @@ class LRSweep:
     seeds: list[int]
     loss: np.ndarray
     curves: np.ndarray
+
+    def loss_panel(self, title: str, label: str = "width {}") -> Panel:
+        """The seed-averaged final loss against log2 lr, one series per width: the curves whose minima
+        :func:`optimum_drift` locates (geometric mean over seeds, so one seed's blow-up does not swamp the others;
+        a diverged lr is a gap). title: the panel's title; label: each series' label, formatted with the width
+        (``"L = {}"`` when the sweep is over depth).
+        """
+        mean_loss = np.exp(np.log(self.loss).mean(axis=0))
+        series = [Series(label.format(int(w)), self.log2_lrs, np.where(np.isfinite(mean_loss[i]), mean_loss[i], np.nan))
+                  for i, w in enumerate(self.widths)]
+        return Panel(title, "log2 learning rate", "training loss (1/2 MSE)", series, yscale="log")
 
 
 def lr_sweep(

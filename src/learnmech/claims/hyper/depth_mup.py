@@ -137,14 +137,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
                 prediction=0.0, measurement=std_var, error=abs(std_var), tolerance=t95_var * std_var_se),
     ]
 
-    panels = []
-    for arm in ARMS:
-        sweep = sweeps[arm]
-        mean_loss = np.exp(np.log(sweep.loss).mean(axis=0))
-        series = [Series(f"L = {int(d)}", grid, np.where(np.isfinite(mean_loss[i]), mean_loss[i], np.nan))
-                  for i, d in enumerate(sweep.widths)]
-        panels.append(Panel(f"{arm}: final loss vs learning rate", "log2 learning rate", "training loss (1/2 MSE)",
-                            series, yscale="log"))
+    panels = [sweeps[arm].loss_panel(f"{arm}: final loss vs learning rate", label="L = {}") for arm in ARMS]
     opt_panel = Panel("Optimal log2 lr vs depth", "depth L (residual blocks)", "optimal log2 learning rate",
                       xscale="log")
     for arm in ARMS:

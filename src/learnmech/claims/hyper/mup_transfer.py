@@ -68,14 +68,8 @@ def run(config: dict[str, Any], seed: int) -> Result:
                 "|muP slope + 1|, tolerance t95 x its SE",
                 prediction=-1.0, measurement=mup.slope, error=abs(mup.slope + 1.0), tolerance=tolerance),
     ]
-    panels = []
-    for scheme in schemes:
-        sweep = sweeps[scheme]
-        mean_loss = np.exp(np.log(sweep.loss).mean(axis=0))
-        series = [Series(f"width {int(w)}", grid, np.where(np.isfinite(mean_loss[i]), mean_loss[i], np.nan))
-                  for i, w in enumerate(sweep.widths)]
-        panels.append(Panel(f"{scheme.upper()}: final training loss vs learning rate", "log2 learning rate",
-                            "training loss (1/2 MSE)", series, yscale="log"))
+    panels = [sweeps[scheme].loss_panel(f"{scheme.upper()}: final training loss vs learning rate")
+              for scheme in schemes]
     log2_w = np.log2(widths)
     optimum_panel = Panel("Optimal log2 lr vs width", "width (units)", "optimal log2 learning rate",
                           xscale="log")
