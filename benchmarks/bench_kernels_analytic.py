@@ -16,11 +16,8 @@ bandwidth).
 from __future__ import annotations
 
 import json
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -30,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from _peers import NT_REQUIREMENTS, peer_python  # noqa: E402
+from _measure import median_seconds, relative_error  # noqa: E402
+from _peers import NT_REQUIREMENTS, run_peer  # noqa: E402
 
 from learnmech.kernels import mlp  # noqa: E402
 
@@ -75,27 +73,13 @@ print(json.dumps(report))
 '''
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (caches, thread pools)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.max(np.abs(ours.astype(np.float64) - ref)) / np.max(np.abs(ref)))
-
-
 def _machine_bounds() -> tuple[float, float]:
     """(dgemm flop/s, copy bandwidth bytes/s) measured here with numpy, as the 'achievable peak'."""
     a = np.random.default_rng(0).standard_normal((2048, 2048))
-    gemm = _median_time(lambda: a @ a, 3)
+    gemm = median_seconds(lambda: a @ a, 3)
     big = np.empty(2**25)
     dst = np.empty_like(big)
-    copy = _median_time(lambda: np.copyto(dst, big), 3)
+    copy = median_seconds(lambda: np.copyto(dst, big), 3)
     return 2 * 2048**3 / gemm, 2 * big.nbytes / copy
 
 
@@ -105,15 +89,11 @@ def _bound_seconds(n: int, d: int, flops: float, bandwidth: float) -> float:
 
 
 def _run_nt(x: np.ndarray, workdir: Path, repeats: int) -> dict:
-    python = peer_python("nt", NT_REQUIREMENTS)
     (workdir / "worker.py").write_text(NT_WORKER)
     np.save(workdir / "x.npy", x)
-    cmd = [str(python), str(workdir / "worker.py"), str(workdir / "x.npy"), str(workdir), str(DEPTH), str(W_STD),
-           str(B_STD), str(repeats), ",".join(ACTIVATIONS)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"neural-tangents worker failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    output = run_peer("nt", NT_REQUIREMENTS, workdir / "worker.py", str(workdir / "x.npy"), str(workdir), str(DEPTH),
+                      str(W_STD), str(B_STD), str(repeats), ",".join(ACTIVATIONS), timeout=3600)
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def _comparison_rows(quick: bool) -> list[dict]:
@@ -131,8 +111,8 @@ def _comparison_rows(quick: bool) -> list[dict]:
                 ours = kernel_fn(x, dtype=dtype)
                 nt_nngp = np.load(workdir / f"{act}_{name}_nngp.npy")
                 nt_ntk = np.load(workdir / f"{act}_{name}_ntk.npy")
-                err_nt_vs_ours64 = max(_relative_error(nt_nngp, exact.nngp), _relative_error(nt_ntk, exact.ntk))
-                err_ours = max(_relative_error(ours.nngp, exact.nngp), _relative_error(ours.ntk, exact.ntk))
+                err_nt_vs_ours64 = max(relative_error(nt_nngp, exact.nngp), relative_error(nt_ntk, exact.ntk))
+                err_ours = max(relative_error(ours.nngp, exact.nngp), relative_error(ours.ntk, exact.ntk))
                 if name == "float64":
                     agree_ok = err_nt_vs_ours64 <= AGREE_F64
                     agreement = f"max rel diff vs nt {err_nt_vs_ours64:.1e} (<= {AGREE_F64:g}: {agree_ok})"
@@ -140,7 +120,7 @@ def _comparison_rows(quick: bool) -> list[dict]:
                     agree_ok = err_ours <= AGREE_F32
                     agreement = (f"vs our float64: ours {err_ours:.1e}, nt {err_nt_vs_ours64:.1e} "
                                  f"(ours <= {AGREE_F32:g}: {agree_ok})")
-                ours_s = _median_time(lambda kernel_fn=kernel_fn, dtype=dtype: kernel_fn(x, dtype=dtype), repeats)
+                ours_s = median_seconds(lambda kernel_fn=kernel_fn, dtype=dtype: kernel_fn(x, dtype=dtype), repeats)
                 peer_s = peer_times[f"{act}_{name}"]
                 ratio = peer_s / ours_s
                 rows.append(dict(
@@ -159,7 +139,7 @@ def _scaling(quick: bool, flops: float, bandwidth: float) -> tuple[list[dict], d
     for n in sizes:
         x = rng.standard_normal((n, D))
         kernel_fn = mlp(DEPTH, "relu", W_STD, B_STD)
-        seconds = _median_time(lambda kernel_fn=kernel_fn, x=x: kernel_fn(x), 1 if n >= 4096 else 3)
+        seconds = median_seconds(lambda kernel_fn=kernel_fn, x=x: kernel_fn(x), 1 if n >= 4096 else 3)
         tracemalloc.start()
         kernel_fn(x)
         peak = tracemalloc.get_traced_memory()[1]
@@ -169,7 +149,7 @@ def _scaling(quick: bool, flops: float, bandwidth: float) -> tuple[list[dict], d
     x = rng.standard_normal((1024, D))
     for depth in depths:
         kernel_fn = mlp(depth, "relu", W_STD, B_STD)
-        by_depth.append(dict(depth=depth, seconds=_median_time(lambda kernel_fn=kernel_fn: kernel_fn(x), 3)))
+        by_depth.append(dict(depth=depth, seconds=median_seconds(lambda kernel_fn=kernel_fn: kernel_fn(x), 3)))
     rows = [
         dict(what=f"scaling n={r['n']} (relu depth {DEPTH})", peer="-", ours_s=r["seconds"], peer_s=float("nan"),
              ratio=float("nan"), target=float("nan"), met=True,

@@ -21,11 +21,8 @@ Run it without OMP_NUM_THREADS=1: our tiles run on torch.get_num_threads() threa
 from __future__ import annotations
 
 import json
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from _peers import NT_REQUIREMENTS, peer_python  # noqa: E402
+from _measure import median_seconds, relative_error  # noqa: E402
+from _peers import NT_REQUIREMENTS, run_peer  # noqa: E402
 
 from learnmech.kernels import stax  # noqa: E402
 
@@ -87,24 +85,10 @@ def network() -> stax.Layer:
     return stax.serial(*layers, stax.GlobalAvgPool(), stax.Dense(1, W_STD, B_STD))
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.max(np.abs(ours.astype(np.float64) - ref)) / np.max(np.abs(ref)))
-
-
 def _copy_bandwidth() -> float:
     big = np.empty(2**25)
     dst = np.empty_like(big)
-    np.copyto(dst, big)
-    return 2 * big.nbytes / _median_time(lambda: np.copyto(dst, big), 3)
+    return 2 * big.nbytes / median_seconds(lambda: np.copyto(dst, big), 3)
 
 
 def _bound_seconds(n: int, bandwidth: float) -> float:
@@ -113,15 +97,11 @@ def _bound_seconds(n: int, bandwidth: float) -> float:
 
 
 def _run_nt(x: np.ndarray, workdir: Path, repeats: int) -> dict:
-    python = peer_python("nt", NT_REQUIREMENTS)
     (workdir / "worker.py").write_text(NT_WORKER)
     np.save(workdir / "x.npy", x)
-    cmd = [str(python), str(workdir / "worker.py"), str(workdir / "x.npy"), str(workdir), str(DEPTH), str(W_STD),
-           str(B_STD), str(repeats), str(BATCH)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200)
-    if proc.returncode != 0:
-        raise RuntimeError(f"neural-tangents worker failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    output = run_peer("nt", NT_REQUIREMENTS, workdir / "worker.py", str(workdir / "x.npy"), str(workdir), str(DEPTH),
+                      str(W_STD), str(B_STD), str(repeats), str(BATCH), timeout=7200)
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> list[dict]:
@@ -142,13 +122,14 @@ def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> list[dict]
                 for field in ("ntk", "nngp"):
                     peer = np.load(workdir / f"{name}_{field}.npy")
                     if name == "float64":
-                        errs.append(_relative_error(getattr(ours, field), peer))
+                        errs.append(relative_error(getattr(ours, field), peer))
                     else:  # both libraries' float32 against our float64 (itself checked against theirs)
-                        errs += [_relative_error(getattr(ours, field), getattr(exact, field)),
-                                 _relative_error(peer, getattr(exact, field))]
+                        errs += [relative_error(getattr(ours, field), getattr(exact, field)),
+                                 relative_error(peer, getattr(exact, field))]
                 err = max(errs)
                 agree = err < (AGREE_F64 if name == "float64" else AGREE_F32)
-                ours_s = _median_time(lambda x=x, dtype=dtype: net.kernel_fn(x, dtype=dtype), repeats)
+                ours_s = median_seconds(lambda x=x, dtype=dtype: net.kernel_fn(x, dtype=dtype), repeats,
+                                        warmup=False)  # warm: `ours` was just computed on this x
                 peer_s = peer_times[name]
                 ratio = peer_s / ours_s
                 note = f"max rel. err {err:.1e}"
