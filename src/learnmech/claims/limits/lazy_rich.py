@@ -12,11 +12,11 @@ to :func:`learnmech.kernels.gradient_flow` with the initial *empirical* NTK (Thm
 (iv) at small alpha the model leaves the kernel regime and learns features: the first-layer weights concentrate
 on the teacher's k-dimensional subspace U.
 
-Experiment: a one-hidden-layer GELU net in the NTK parameterisation (:func:`learnmech.kernels.mlp_network`,
-width ``width``) on a two-index teacher ``y = g(U^T x)`` with ``x ~ N(0, I_d)``, ``k = 2``,
-``g(z) = |z_1| - E|z_1| + z_1 z_2`` (standardised), trained by full-batch GD for ``steps`` steps at each alpha of a
-lazy grid (``lazy_alphas``) and a rich one (``rich_alphas``); same init, same data for every alpha. Criteria (the
-verdict's error is the worst ``error / tolerance`` of the three, tolerance 1):
+Experiment: a one-hidden-layer GELU net in the NTK parameterisation (:func:`learnmech.kernels.mlp_network`, the
+module of a :func:`learnmech.kernels.stax.MLP` description, width ``width``) on a two-index teacher ``y = g(U^T x)``
+with ``x ~ N(0, I_d)``, ``k = 2``, ``g(z) = |z_1| - E|z_1| + z_1 z_2`` (standardised), trained by full-batch GD for
+``steps`` steps at each alpha of a lazy grid (``lazy_alphas``) and a rich one (``rich_alphas``); same init, same
+data for every alpha. Criteria (the verdict's error is the worst ``error / tolerance`` of the three, tolerance 1):
 
 * exponents (i) and (ii): :func:`learnmech.kernels.lazy.asymptotic_exponent` on the lazy grid, i.e. a fit of
   ``log y = log C + b log alpha + log(1 + c/alpha)``: the theory's ``alpha^-1`` is the *leading* order, and its first

@@ -39,9 +39,10 @@ detected at the quick width 128 (error 0.80 of the tolerance): a pure rescaling 
 the data pin down by less than the kappa L / n allowance. The covariance error's fitted log-log slope is shown against
 the O(1/n) theory (slope -1) as a metric, not judged: at the largest widths the error reaches the Monte-Carlo floor.
 
-Changes (issue 12): the old version compared only the prior's second moment (which for ReLU is nearly exact at any
-width: it agreed at width 2) with a fixed tolerance; it now judges the posterior mean and covariance the name
-promises, with a tolerance that shrinks as 1/n, and controls that a narrow network fails.
+Why the posterior and not the prior: the prior's second moment alone is nearly exact at any width for ReLU (it
+agrees at width 2), so it could not fail; the posterior mean and covariance, with a tolerance that shrinks as 1/n,
+and controls that a narrow network fails, can. The kernels and the finite-width draws come from one
+:func:`learnmech.kernels.stax.MLP` description.
 """
 
 from __future__ import annotations

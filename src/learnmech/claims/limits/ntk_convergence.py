@@ -5,19 +5,19 @@ empirical NTK of an MLP in the NTK parameterization is a sum over ``n`` hidden u
 terms, so it equals the deterministic limit plus O(n^-1/2) Gaussian fluctuations: the relative Frobenius error
 ``||Theta_n - Theta||_F / ||Theta||_F`` decays as ``n^-1/2``, i.e. the log-log slope of error vs width is -1/2.
 
-Experiment: for each width and seed, build :func:`~learnmech.kernels.empirical.mlp_network` (exactly the
-architecture of :func:`learnmech.kernels.mlp`), compute its empirical NTK in float64 on fixed inputs, and the
-error to the analytic NTK. Fit ``log error = a + slope * log width`` by least squares over all (width, seed)
-points. Tolerance: the ``confidence`` (default 95%) t-interval half-width of the fitted slope, from the fit's
-residuals (i.e. the seed-to-seed spread); the prediction (-1/2) is fixed, never fitted.
+Experiment: the network is one :func:`learnmech.kernels.stax.MLP` description: its ``kernel_fn`` gives the analytic
+NTK, and for each width and seed its ``module`` gives an independent finite net, whose empirical NTK is computed in
+float64 on fixed inputs, and the error to the analytic NTK. Fit ``log error = a + slope * log width`` by least
+squares over all (width, seed) points. Tolerance: the ``confidence`` (default 95%) t-interval half-width of the
+fitted slope, from the fit's residuals (i.e. the seed-to-seed spread); the prediction (-1/2) is fixed, never fitted.
 
 Controls (judged on the same fitted slope with the same t-interval): ``slope-zero``, the empirical NTK does not
 converge (a width-independent error, e.g. a fixed bias between the finite network and the analytic kernel);
 ``slope-minus-one``, the error falls as 1/n (the rate of a mean-field / 1/n-bias effect rather than O(n^-1/2)
 Gaussian fluctuations). Both must be rejected.
 
-Changes (issue 12): the two rival slopes are judged as controls; the figure draws the prediction's tolerance band
-(slopes -1/2 +- tolerance, pinned at the fit's centre) and the rejected rivals.
+Figure: the prediction's tolerance band (slopes -1/2 +- tolerance, pinned at the fit's centre) and the rejected
+rivals.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ gradient flow on MSE stays within O(n^-1/2) of its linearization, whose outputs 
 ``f_t = f_0 + Theta_* Theta^{-1} (e^{-lr t Theta / N} - I)(f_0 - Y)`` with the deterministic analytic NTK
 ``Theta`` (:func:`learnmech.kernels.gradient_flow`, loss ``1/2 mean (f - Y)^2``, ``N = Y.size``).
 
-Experiment: one net (:func:`~learnmech.kernels.empirical.mlp_network`, same architecture as
-:func:`learnmech.kernels.mlp`), full-batch GD with ``lr = lr_fraction * N / lambda_max(Theta)`` on a smooth
+Experiment: one net (a :func:`learnmech.kernels.stax.MLP` description: ``module`` is the finite net, ``kernel_fn``
+its analytic kernels), full-batch GD with ``lr = lr_fraction * N / lambda_max(Theta)`` on a smooth
 regression task; its test outputs at log-spaced steps are compared with ``gradient_flow`` on the **analytic**
 NTK, started from the net's own initial outputs. Error: ``sup_t RMS_test(f_net(t) - f_pred(t))`` divided by the
 RMS distance the prediction moves (``f_pred(t_end) - f_0``), so it is dimensionless.
@@ -28,8 +28,8 @@ reported as a metric.)
 were trained: the random-features limit, Lee et al. 2019), started from the same f_0 with the same lr,
 judged with the claim's own metric and tolerance.
 
-Changes (issue 12): the single-width comparison could not fail for lack of a rival; the two controls above are new,
-and the figure draws the rejected rivals.
+Why the controls: a single-width comparison alone could not fail for lack of a rival. The figure draws the
+rejected rivals.
 """
 
 from __future__ import annotations

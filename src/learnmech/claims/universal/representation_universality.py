@@ -9,10 +9,11 @@ derives c). In the lazy (NTK) regime training moves the features by O(w^-1/2) on
 law: the slope of log(1 - CKA) against log(width) is -1.
 
 Experiment (real data: scikit-learn's handwritten digits, ``observe.tasks.digits``): one-hidden-layer ReLU MLPs
-64 -> w -> 10 in the NTK parametrization (``kernels.mlp_network``, W_std = sqrt 2, no bias: the theory's own,
-lazy setting), trained by minibatch SGD on cross-entropy; for each of R seed pairs and each width, the linear CKA
-(``observe.cka``) between the hidden layers of the two nets on the held-out images, and its debiased version
-(``cka(..., debiased=True)``, the unbiased HSIC of Song et al. 2012; Nguyen, Raghu & Kornblith 2021) side by side.
+64 -> w -> 10 in the NTK parametrization (``kernels.mlp_network``, i.e. ``kernels.stax.MLP(...).module``, W_std =
+sqrt 2, no bias: the theory's own, lazy setting), trained by minibatch SGD on cross-entropy; for each of R seed
+pairs and each width, the linear CKA (``observe.cka``) between the hidden layers of the two nets on the held-out
+images, and its debiased version (``cka(..., debiased=True)``, the unbiased HSIC of Song et al. 2012; Nguyen, Raghu
+& Kornblith 2021) side by side.
 
 Verdict: per seed pair r, the least-squares slope s_r of log(1 - CKA) on log(width) (linear CKA). Prediction s = -1;
 error = |mean(s_r) + 1|; tolerance = t_{0.975, R-1} * sd(s_r) / sqrt(R) (the 95% t-interval of the mean slope over
