@@ -116,11 +116,11 @@ def test_mlp_scaling_random_features_match_the_derived_loss(quick_results: dict[
 
 def test_mlp_scaling_domain_rule_is_enforced():
     claim = get("mlp-scaling")
-    with pytest.raises(ValueError, match="rf_input_dim"):
-        claim.run(claim.config(quick=True, rf_input_dim=512), 0)
+    with pytest.raises(ValueError, match="rf_in_dim"):
+        claim.run(claim.config(quick=True, rf_in_dim=512), 0)
 
 
-_TINY = {"rf_widths": [16, 32], "rf_data_sizes": [16, 32], "rf_seeds": 3, "rf_input_dim": 128, "rf_n_test": 200,
+_TINY = {"rf_widths": [16, 32], "rf_data_sizes": [16, 32], "rf_seeds": 3, "rf_in_dim": 128, "rf_n_test": 200,
          "mlp_seeds": 2, "widths": [2, 4, 8, 16], "data_sizes": [64, 128, 256, 512], "steps": 150, "n_val": 64,
          "n_test": 200, "n_bootstrap": 20}
 

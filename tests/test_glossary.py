@@ -136,3 +136,64 @@ def test_deprecated_keywords_warn_and_give_the_same_result():
 
     with pytest.raises(TypeError, match="both"):
         solvable.eigenlearning([1.0, 0.5], [1.0, 1.0], n_train=1.0, n=1.0)
+
+
+# Claim config keys (what users type in `learnmech sweep --grid`) follow the same glossary, token by token: a key is
+# split at "_" and must not hold a "not" word's tokens in a row (``rf_input_dim`` holds ``input_dim``,
+# ``linear_init_std`` holds ``init_std``). A one-letter word (``n``, ``d``) before further tokens is the glossary's
+# own prefix (``n_train``: the number of training samples), so it is ruled out only as the key's last token, where it
+# names the quantity itself (``n``, ``linear_n``).
+
+
+def _ruled_out_in_key(key: str, words: dict[str, str]) -> list[str]:
+    """The glossary "not" words that ``key`` contains as whole ``_``-separated tokens."""
+    tokens = key.split("_")
+    found = []
+    for word in words:
+        parts = word.split("_")
+        for i in range(len(tokens) - len(parts) + 1):
+            prefix = len(word) == 1 and i + len(parts) < len(tokens)
+            if tokens[i:i + len(parts)] == parts and not prefix:
+                found.append(word)
+                break
+    return found
+
+
+def test_config_key_tokens_are_matched_as_the_glossary_means():
+    words = _forbidden()
+    assert _ruled_out_in_key("rf_input_dim", words) == ["input_dim"]
+    assert _ruled_out_in_key("linear_init_std", words) == ["init_std"]
+    assert _ruled_out_in_key("linear_n", words) == ["n"]
+    for key in ("in_dim", "rf_in_dim", "n_train", "n_bootstrap", "n_samples", "linear_init_scale", "W_std",
+                "confidence", "lr_fraction", "diverged_step"):
+        assert _ruled_out_in_key(key, words) == [], key
+
+
+def test_claim_config_keys_follow_the_glossary():
+    from learnmech.claims import registry
+
+    words = _forbidden()
+    claims = registry()
+    assert len(claims) >= 30  # the walk found the claims
+    offenders = [f"{name}: {key} ({', '.join(f'{w!r} is {words[w]}' for w in bad)})"
+                 for name, claim in claims.items() for key in sorted(set(claim.quick) | set(claim.full))
+                 if (bad := _ruled_out_in_key(key, words))]
+    assert not offenders, "claim config keys named with a word the glossary rules out:\n" + "\n".join(offenders)
+
+
+def test_a_renamed_config_key_is_refused_with_its_new_name():
+    from learnmech.claims import get, registry
+    from learnmech.run.jobs import check_config, renamed_keys, sweep_jobs
+
+    assert renamed_keys(get("mlp-scaling")) == {"input_dim": "in_dim", "rf_input_dim": "rf_in_dim"}
+    checked = 0
+    for name, claim in registry().items():
+        for old, new in renamed_keys(claim).items():
+            assert old not in claim.quick and new in claim.quick, f"{name}: {old!r} -> {new!r}"
+            value = claim.quick[new]
+            with pytest.raises(ValueError, match=f"'{old}' is now called '{new}'"):
+                check_config(claim, {old: value}, name="config")
+            with pytest.raises(ValueError, match=f"grid: claim {name}'s config key '{old}' is now called '{new}'"):
+                sweep_jobs(name, {old: [value]})
+            checked += 1
+    assert checked >= 6

@@ -134,13 +134,29 @@ def claims_jobs(names: Sequence[str] | None = None, *, quick: bool = True, seed:
 CHOICES_ATTRIBUTE = "CONFIG_CHOICES"
 
 
+#: Module-level name a claim's module may define to keep the config keys it renamed, old -> new, e.g.
+#: ``CONFIG_RENAMED = {"input_dim": "in_dim"}`` (the glossary in docs/architecture.md); a config or sweep grid that
+#: uses an old key is refused with an error naming the new one.
+RENAMED_ATTRIBUTE = "CONFIG_RENAMED"
+
+
+def _claim_module_attribute(claim: Claim, attribute: str) -> Mapping[str, Any]:
+    """The mapping ``attribute`` of the module defining ``claim.run``, or ``{}`` when it has none."""
+    return getattr(sys.modules.get(claim.run.__module__), attribute, None) or {}
+
+
+def renamed_keys(claim: Claim) -> Mapping[str, str]:
+    """The claim's renamed config keys, old name -> new name (its module's :data:`RENAMED_ATTRIBUTE`; ``{}``)."""
+    return _claim_module_attribute(claim, RENAMED_ATTRIBUTE)
+
+
 def _choices(claim: Claim, key: str) -> tuple[str, ...] | None:
     """The values a string-valued config key may take, or None when the claim does not say.
 
     ``activation`` takes the activations the kernels know (:data:`learnmech.kernels.ACTIVATIONS`); any key may be
     declared by the claim's module in :data:`CHOICES_ATTRIBUTE`.
     """
-    declared = getattr(sys.modules.get(claim.run.__module__), CHOICES_ATTRIBUTE, None) or {}
+    declared = _claim_module_attribute(claim, CHOICES_ATTRIBUTE)
     if key in declared:
         return tuple(declared[key])
     if key == "activation":
@@ -193,8 +209,13 @@ def _check_value(claim: Claim, key: str, value: Any, defaults: Sequence[Any], wh
 
 def check_config(claim: Claim, config: Mapping[str, Any], *, name: str = "config") -> None:
     """Refuse a config before it runs: ValueError naming ``name`` and the key when a value does not fit the
-    claim's quick/full defaults (see :func:`_check_value` for the rules) or a key is unknown."""
+    claim's quick/full defaults (see :func:`_check_value` for the rules) or a key is unknown (an old name of a
+    renamed key, :data:`RENAMED_ATTRIBUTE`, gets the new name)."""
+    renamed = renamed_keys(claim)
     for key, value in config.items():
+        if key not in claim.quick and key in renamed:
+            raise ValueError(f"{name}: claim {claim.name}'s config key {key!r} is now called {renamed[key]!r} "
+                             "(the glossary in docs/architecture.md); use that name")
         if key not in claim.quick:
             raise ValueError(f"{name}: claim {claim.name} has no config key {key!r}; keys: {', '.join(claim.quick)}")
         _check_value(claim, key, value, [claim.quick[key], claim.full[key]], f"{name} {key}")

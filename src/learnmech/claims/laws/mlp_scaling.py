@@ -62,8 +62,11 @@ from learnmech.laws.random_features import (
 )
 from learnmech.subruns import cached
 
+#: config keys renamed to the glossary's words (docs/architecture.md): an old key is refused with the new one's name
+CONFIG_RENAMED = {"input_dim": "in_dim", "rf_input_dim": "rf_in_dim"}
+
 #: the MLP runs' cache key: the config entries that define one training run
-_MLP_RUN_KEYS = ("input_dim", "teacher_width", "spectrum_exponent", "noise", "widths", "data_sizes", "n_val",
+_MLP_RUN_KEYS = ("in_dim", "teacher_width", "spectrum_exponent", "noise", "widths", "data_sizes", "n_val",
                  "n_test", "steps", "lr")
 TRIVIAL_FRACTION = 0.5  # a-priori rule: keep MLP cells with L < 0.5 L_trivial
 
@@ -72,12 +75,12 @@ def _random_feature_grid(config: dict[str, Any], seed: int) -> tuple[np.ndarray,
     """Measured, predicted and rival-predicted losses, each (seeds, widths, sizes)."""
     widths, sizes = [int(w) for w in config["rf_widths"]], [int(d) for d in config["rf_data_sizes"]]
     a = float(config["spectrum_exponent"])
-    rival_spectrum = power_spectrum(int(config["rf_input_dim"]), 2.0 * a)
+    rival_spectrum = power_spectrum(int(config["rf_in_dim"]), 2.0 * a)
     seeds = [seed * 1000 + s for s in range(int(config["rf_seeds"]))]
     shape = (len(seeds), len(widths), len(sizes))
     measured, predicted, rival = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     for i, run_seed in enumerate(seeds):
-        task = make_projection_task(int(config["rf_input_dim"]), a, float(config["noise"]), max(widths), max(sizes),
+        task = make_projection_task(int(config["rf_in_dim"]), a, float(config["noise"]), max(widths), max(sizes),
                                     int(config["rf_n_test"]), run_seed)
         for j, width in enumerate(widths):
             predicted[i, j] = predict_projection_test_loss(task, width, sizes, config["ridge"])
@@ -103,7 +106,7 @@ def _mlp_runs(config: dict[str, Any], run_seed: int, widths: list[int], sizes: l
         nonlocal task
         if size not in by_size:
             if task is None:
-                task = make_teacher_task(config["input_dim"], config["teacher_width"], config["spectrum_exponent"],
+                task = make_teacher_task(config["in_dim"], config["teacher_width"], config["spectrum_exponent"],
                                          config["noise"], max(sizes), config["n_val"], config["n_test"], run_seed)
             results = train_mlps(task, widths, size, steps=int(config["steps"]), lr=float(config["lr"]),
                                  seed=run_seed)
@@ -131,7 +134,7 @@ def _mlp_comparison(config: dict[str, Any], seed: int) -> tuple[dict[str, Any], 
                 losses[i, j, k] = result["test_loss"]
                 step(i * losses[0].size + k * len(widths) + j + 1, losses.size,
                      f"MLP seed {run_seed}, width {width}, D={size}")
-    parameters = np.array([mlp_parameter_count(w, config["input_dim"]) for w in widths], dtype=float)
+    parameters = np.array([mlp_parameter_count(w, config["in_dim"]) for w in widths], dtype=float)
     mean = np.exp(np.log(losses).mean(axis=0))
     N, D = np.meshgrid(parameters, np.array(sizes, dtype=float), indexing="ij")
     trivial = 1.0 + float(config["noise"]) ** 2  # the constant predictor's loss: unit clean variance + noise
@@ -179,8 +182,8 @@ def _mlp_comparison(config: dict[str, Any], seed: int) -> tuple[dict[str, Any], 
 
 def run(config: dict[str, Any], seed: int) -> Result:
     widths, sizes = np.array(config["rf_widths"], dtype=float), np.array(config["rf_data_sizes"], dtype=float)
-    if config["rf_input_dim"] < 4 * max(widths.max(), sizes.max()):
-        raise ValueError("rf_input_dim must be at least 4x the largest width and data size (the model's domain)")
+    if config["rf_in_dim"] < 4 * max(widths.max(), sizes.max()):
+        raise ValueError("rf_in_dim must be at least 4x the largest width and data size (the model's domain)")
     measured, predicted, rival = _random_feature_grid(config, seed)
     error, mean_ratio, t = _max_t(measured, predicted)
     rival_error, rival_ratio, _ = _max_t(measured, rival)
@@ -257,7 +260,7 @@ _COMMON = {
     # random features (the verdict): ridge in Gram units, test set size
     "ridge": 0.1, "rf_n_test": 2000,
     # trained MLPs (the form comparison): d = 8 inputs, 64-unit teacher, Adam lr 1e-2 decayed to 0
-    "input_dim": 8, "teacher_width": 64, "n_val": 512, "n_test": 2000, "lr": 1e-2,
+    "in_dim": 8, "teacher_width": 64, "n_val": 512, "n_test": 2000, "lr": 1e-2,
 }
 
 CLAIM = Claim(
@@ -270,11 +273,11 @@ CLAIM = Claim(
         "on D examples has the test loss L(N, D) derived from the spectrum (Maloney, Roberts & Sully 2022), "
         "falling as N^-a and D^-a, with no fitted parameter"
     ),
-    quick={**_COMMON, "rf_input_dim": 2048, "rf_widths": [32, 64, 128, 256, 512],
+    quick={**_COMMON, "rf_in_dim": 2048, "rf_widths": [32, 64, 128, 256, 512],
            "rf_data_sizes": [32, 64, 128, 256, 512], "rf_seeds": 8, "mlp_seeds": 0, "widths": [4, 8, 16, 32, 64],
            "data_sizes": [64, 128, 256, 512, 1024, 2048],
            "steps": 1000, "n_bootstrap": 200, "start_stride": 2},
-    full={**_COMMON, "rf_input_dim": 2048, "rf_widths": [32, 64, 128, 256, 512],
+    full={**_COMMON, "rf_in_dim": 2048, "rf_widths": [32, 64, 128, 256, 512],
           "rf_data_sizes": [32, 64, 128, 256, 512], "rf_seeds": 16, "mlp_seeds": 3,
           "widths": [4, 8, 16, 32, 64, 128], "data_sizes": [64, 128, 256, 512, 1024, 2048, 4096], "steps": 1500,
           "n_bootstrap": 200, "start_stride": 2},

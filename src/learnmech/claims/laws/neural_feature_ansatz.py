@@ -10,8 +10,8 @@ For nonlinear nets it is an ansatz, stated with the AGOP itself (alpha = 1); we 
 
 Experiment, two settings, each trained from the seed:
 - ``linear`` (the theory's own setting, synthetic): ``f = W_2 W_1 x``, Gaussian inputs, a rank-r linear teacher
-  with distinct singular values, small i.i.d. init (nearly balanced: the imbalance is O(init_std^2)), full-batch GD
-  on the square loss. Judged at alpha = 1/2 (the theorem).
+  with distinct singular values, small i.i.d. init N(0, linear_init_scale^2) (nearly balanced: the imbalance is
+  O(linear_init_scale^2)), full-batch GD on the square loss. Judged at alpha = 1/2 (the theorem).
 - ``digits`` (real data: scikit-learn's handwritten digits, ``observe.tasks.digits``): a one-hidden-layer ReLU MLP
   64 -> width -> 10, minibatch SGD on cross-entropy. Judged at alpha = 1 (the ansatz as stated); alpha = 1/2 is
   reported in the metrics and figure.
@@ -55,6 +55,10 @@ from learnmech.observe import agop, eigenspace_overlap, matrix_correlation, psd_
 from learnmech.observe.tasks import digits, mlp, train
 from learnmech.seeding import torch_generator
 
+#: config keys renamed to the glossary's words (docs/architecture.md): an old key is refused with the new one's name
+CONFIG_RENAMED = {"linear_dim": "linear_in_dim", "linear_out": "linear_out_dim", "linear_n": "linear_n_samples",
+                  "linear_init_std": "linear_init_scale"}
+
 THRESHOLD = 0.9  # "near 1": rho >= 0.9 (see the module docstring)
 
 
@@ -65,9 +69,10 @@ def _gram(layer: torch.nn.Linear) -> np.ndarray:
 
 def _linear_setting(config: dict[str, Any], seed: int) -> dict[str, Any]:
     """Two-layer linear net on a rank-r linear teacher, full-batch GD on 0.5 * mean ||f(x) - y||^2."""
-    d, width, k, rank = config["linear_dim"], config["linear_width"], config["linear_out"], config["linear_rank"]
+    d, width, k = config["linear_in_dim"], config["linear_width"], config["linear_out_dim"]
+    rank = config["linear_rank"]
     gen = torch_generator(seed)
-    x = torch.randn(config["linear_n"], d, generator=gen, dtype=torch.float64)
+    x = torch.randn(config["linear_n_samples"], d, generator=gen, dtype=torch.float64)
     # Teacher W* = U diag(s) V^T with distinct singular values s = rank, rank-1, ..., 1 (so W^T W is not flat).
     u = torch.linalg.qr(torch.randn(k, rank, generator=gen, dtype=torch.float64))[0]
     v = torch.linalg.qr(torch.randn(d, rank, generator=gen, dtype=torch.float64))[0]
@@ -76,8 +81,8 @@ def _linear_setting(config: dict[str, Any], seed: int) -> dict[str, Any]:
     net = torch.nn.Sequential(torch.nn.Linear(d, width, bias=False), torch.nn.Linear(width, k, bias=False)).double()
     with torch.no_grad():
         for layer in net:
-            layer.weight.copy_(config["linear_init_std"] * torch.randn(layer.weight.shape, generator=gen,
-                                                                        dtype=torch.float64))
+            layer.weight.copy_(config["linear_init_scale"] * torch.randn(layer.weight.shape, generator=gen,
+                                                                          dtype=torch.float64))
     g0, a0 = _gram(net[0]), agop(net, x)
     opt = torch.optim.SGD(net.parameters(), lr=config["linear_lr"])
     for it in range(config["linear_steps"]):
@@ -207,8 +212,8 @@ def run(config: dict[str, Any], seed: int) -> Result:
     )
 
 
-_COMMON = {"linear_dim": 20, "linear_width": 50, "linear_out": 5, "linear_rank": 3, "linear_n": 200,
-           "linear_init_std": 1e-3, "linear_lr": 0.05, "linear_steps": 1500, "init_scale": 0.1}
+_COMMON = {"linear_in_dim": 20, "linear_width": 50, "linear_out_dim": 5, "linear_rank": 3, "linear_n_samples": 200,
+           "linear_init_scale": 1e-3, "linear_lr": 0.05, "linear_steps": 1500, "init_scale": 0.1}
 
 CLAIM = Claim(
     name="neural-feature-ansatz",
