@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from curvature_problem import tanh_mlp_mse
 
 from learnmech.observe import (
     Observer,
@@ -20,10 +21,7 @@ from learnmech.observe import (
 
 
 def _problem(seed: int = 0):
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 10), torch.nn.Tanh(), torch.nn.Linear(10, 3))
-    x, y = torch.randn(48, 4), torch.randn(48, 3)
-    return model, torch.nn.MSELoss(), (x, y)
+    return tanh_mlp_mse(hidden=10, n=48, seed=seed)
 
 
 def _dense_hessian(model, loss_fn, batch) -> np.ndarray:

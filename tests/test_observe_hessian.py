@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from curvature_problem import tanh_mlp_mse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,11 +21,7 @@ from learnmech.observe import (
 
 
 def _small_problem(seed: int = 0):
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 12), torch.nn.Tanh(), torch.nn.Linear(12, 3))
-    x = torch.randn(40, 4)
-    y = torch.randn(40, 3)
-    return model, torch.nn.MSELoss(), (x, y)
+    return tanh_mlp_mse(hidden=12, n=40, seed=seed)
 
 
 def _exact_hessian(model, loss_fn, batch) -> np.ndarray:
