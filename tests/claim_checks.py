@@ -1,12 +1,34 @@
-"""Shared assertions for claim tests: the protocol's shape of a powered, well-formed result."""
+"""Shared pieces of the claim tests: a claim's quick run, its registration, and the protocol's shape of a powered,
+well-formed result."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 
-from learnmech.claims import Panel, Result
+from learnmech.claims import Claim, Panel, Result, get, registry
+
+
+def quick_result(name: str, seed: int = 0, **overrides: Any) -> Result:
+    """Claim ``name`` run once on its quick config (with ``overrides`` to shrink it further) at ``seed``."""
+    claim = get(name)
+    return claim.run(claim.config(quick=True, **overrides), seed)
+
+
+def registered(name: str, strand: str) -> Claim:
+    """The registered claim ``name``, checked to sit in ``strand`` and to cite its paper as author (year)."""
+    claim = registry()[name]
+    assert claim.strand == strand and "(20" in claim.reference, (claim.strand, claim.reference)
+    return claim
+
+
+def assert_band_holds_prediction(panel: Panel) -> None:
+    """The panel's first prediction series carries a tolerance band that contains it."""
+    band = [s for s in panel.series if s.role == "prediction"][0]
+    assert band.lower is not None
+    assert all(lo <= y <= hi for lo, y, hi in zip(band.lower, band.y, band.upper, strict=True))
 
 
 def assert_agrees_with_power_and_well_formed(result: Result) -> None:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from claim_checks import assert_band_holds_prediction, quick_result
 
-from learnmech.claims import get
 from learnmech.claims.limits.cnn_gap_convergence import cnn_gap
 from learnmech.kernels import empirical_ntk
 
 
 @pytest.fixture(scope="module")
 def result():
-    claim = get("cnn-gap-convergence")
-    return claim.run(claim.config(quick=True), 0)
+    return quick_result("cnn-gap-convergence")
 
 
 def test_verdict_and_controls(result):
@@ -27,9 +26,7 @@ def test_verdict_and_controls(result):
 
 
 def test_figure_band_and_digits_title(result):
-    band = [s for s in result.figure[0].series if s.role == "prediction"][0]
-    assert band.lower is not None
-    assert all(lo <= y <= hi for lo, y, hi in zip(band.lower, band.y, band.upper, strict=True))
+    assert_band_holds_prediction(result.figure[0])
     assert "digits" in result.figure[0].title
 
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from claim_checks import assert_band_holds_prediction, quick_result
 
-from learnmech.claims import get
 from learnmech.claims.limits.cnn_kernel_digits import cnn_gap_strided
 
 
 @pytest.fixture(scope="module")
 def result():
-    claim = get("cnn-kernel-digits")
-    return claim.run(claim.config(quick=True), 0)
+    return quick_result("cnn-kernel-digits")
 
 
 def test_verdict_and_controls(result):
@@ -30,8 +29,7 @@ def test_verdict_and_controls(result):
 def test_figure_band_and_digits_title(result):
     for panel in result.figure:
         assert "digits" in panel.title
-        band = [s for s in panel.series if s.role == "prediction"][0]
-        assert all(lo <= y <= hi for lo, y, hi in zip(band.lower, band.y, band.upper, strict=True))
+        assert_band_holds_prediction(panel)
 
 
 def test_network_shape():

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from claim_checks import assert_agrees_with_power_and_well_formed
+from claim_checks import assert_agrees_with_power_and_well_formed, quick_result, registered
 
-from learnmech.claims import Result, get, registry
+from learnmech.claims import Result
 
 
 @pytest.fixture(scope="module")
 def result() -> Result:
-    claim = get("lazy-rich")
-    return claim.run(claim.config(quick=True, width=128, n_train=32, n_test=32, steps=300), 0)
+    return quick_result("lazy-rich", width=128, n_train=32, n_test=32, steps=300)
 
 
 def test_registered_in_limits() -> None:
-    claim = registry()["lazy-rich"]
-    assert claim.strand == "limits" and "(20" in claim.reference
+    claim = registered("lazy-rich", "limits")
     assert set(claim.quick) == set(claim.full)
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from claim_checks import assert_band_holds_prediction, quick_result
 
-from learnmech.claims import get
 from learnmech.claims.universal.representation_universality import _ntk_net, _Stack
 from learnmech.observe.tasks import mlp
 
 
 @pytest.fixture(scope="module")
 def result():
-    claim = get("representation-universality")
-    return claim.run(claim.config(quick=True, widths=[256, 512, 1024], n_train=600, n_test=300), 0)
+    return quick_result("representation-universality", widths=[256, 512, 1024], n_train=600, n_test=300)
 
 
 def test_verdict_and_controls(result):
@@ -29,9 +28,7 @@ def test_verdict_and_controls(result):
 
 
 def test_figure_band_and_digits_title(result):
-    band = [s for s in result.figure[0].series if s.role == "prediction"][0]
-    assert band.lower is not None
-    assert all(lo <= y <= hi for lo, y, hi in zip(band.lower, band.y, band.upper, strict=True))
+    assert_band_holds_prediction(result.figure[0])
     assert "digits" in result.figure[0].title
 
 

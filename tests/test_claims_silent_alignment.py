@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from claim_checks import assert_agrees_with_power_and_well_formed
+from claim_checks import assert_agrees_with_power_and_well_formed, quick_result, registered
 
-from learnmech.claims import Result, get, registry
+from learnmech.claims import Result
 
 
 @pytest.fixture(scope="module")
 def result() -> Result:
-    claim = get("silent-alignment")
-    return claim.run(claim.config(quick=True), 0)
+    return quick_result("silent-alignment")
 
 
 def test_registered_in_limits() -> None:
-    claim = registry()["silent-alignment"]
-    assert claim.strand == "limits" and "(20" in claim.reference
+    claim = registered("silent-alignment", "limits")
     assert set(claim.quick) == set(claim.full)
 
 

@@ -11,10 +11,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from claim_checks import quick_result, registered
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learnmech.claims import Panel, Result, get, registry
+from learnmech.claims import Panel, Result, get
 from learnmech.observe import Observer
 from learnmech.observe.tasks import (
     Dataset,
@@ -33,18 +34,15 @@ UNIVERSAL = ("grokking", "heavy-tails")
 
 @pytest.fixture(scope="module")
 def quick_results() -> dict[str, Result]:
-    return {name: get(name).run(get(name).config(quick=True), 0) for name in UNIVERSAL}
+    return {name: quick_result(name) for name in UNIVERSAL}
 
 
 # -- the claims ----------------------------------------------------------------------------------------------------
 
 
 def test_claims_are_registered_in_the_universal_strand() -> None:
-    claims = registry()
     for name in UNIVERSAL:
-        assert claims[name].strand == "universal"
-        assert "(20" in claims[name].reference
-        assert claims[name].statement.startswith("theory says")
+        assert registered(name, "universal").statement.startswith("theory says")
 
 
 # Grokking is seen on every seed; the heavy-tailed *bulk* is not (a powered disagreement: the whole-ESD "tail" is
@@ -94,15 +92,13 @@ def test_heavy_tails_numbers(quick_results: dict[str, Result]) -> None:
 def test_heavy_tails_untrained_layer_is_inconclusive() -> None:
     # A tiny learning rate barely moves the weights: no learned spikes, so the no-spikes rival is not rejected
     # and the verdict cannot be called.
-    claim = get("heavy-tails")
-    result = claim.run(claim.config(quick=True, lr=1e-5, steps=100, every=50, rmt_samples=8), 0)
+    result = quick_result("heavy-tails", lr=1e-5, steps=100, every=50, rmt_samples=8)
     assert result.verdict == "inconclusive"
     assert not {c.name: c for c in result.controls}["no-spikes"].rejected
 
 
 def test_grokking_without_enough_steps_disagrees() -> None:
-    claim = get("grokking")
-    result = claim.run(claim.config(quick=True, steps=100, every=20), 0)
+    result = quick_result("grokking", steps=100, every=20)
     assert result.verdict == "disagrees"
     assert "groks" in result.metrics["criteria_failed"]
 

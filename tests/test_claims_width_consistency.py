@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from claim_checks import assert_agrees_with_power_and_well_formed
+from claim_checks import assert_agrees_with_power_and_well_formed, quick_result, registered
 
-from learnmech.claims import Result, get, registry
+from learnmech.claims import Result
 
 
 @pytest.fixture(scope="module")
 def result() -> Result:
-    claim = get("width-consistency")
-    return claim.run(claim.config(quick=True, steps=40, n_train=64, n_test=64, seeds=4), 0)
+    return quick_result("width-consistency", steps=40, n_train=64, n_test=64, seeds=4)
 
 
 def test_registered_in_limits() -> None:
-    claim = registry()["width-consistency"]
-    assert claim.strand == "limits" and "(20" in claim.reference
+    claim = registered("width-consistency", "limits")
     assert set(claim.quick) == set(claim.full)
 
 
