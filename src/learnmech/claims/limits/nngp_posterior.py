@@ -47,6 +47,7 @@ and controls that a narrow network fails, can. The kernels and the finite-width 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -87,19 +88,16 @@ def _posterior_errors(kernels: np.ndarray, batches: int, n_train: int, y: np.nda
     return errors, noise_norm, pooled
 
 
-def network(config: dict[str, Any], width: int) -> stax.Layer:
-    """The claim's MLP at ``width``: its NNGP/NTK and its finite-width draws from one description."""
-    return stax.MLP(int(config["hidden_layers"]), width, config["activation"], float(config["W_std"]),
-                    float(config["b_std"]))
-
-
 def run(config: dict[str, Any], seed: int) -> Result:
     generator = rng(seed)
+    # One description of the net at any width: its kernels and its finite versions (kernels.stax.MLP).
+    network = partial(stax.MLP, config["hidden_layers"], activation=config["activation"], W_std=config["W_std"],
+                      b_std=config["b_std"])
     n_train, n_test, dim = int(config["n_train"]), int(config["n_test"]), int(config["in_dim"])
     layers, members, batches = int(config["hidden_layers"]), int(config["members"]), int(config["batches"])
     widths = [int(w) for w in config["widths"]]
     x = generator.standard_normal((n_train + n_test, dim))
-    kernels = network(config, widths[-1]).kernel_fn(x)  # NTK parameterization: the same limit at every width
+    kernels = network(widths[-1]).kernel_fn(x)  # NTK parameterization: the same limit at every width
     kernel = kernels.nngp
     scale = float(np.mean(np.diag(kernel)))
     # Targets of prior size (so conditioning is informative), small observation noise relative to the prior.
@@ -117,7 +115,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
         # Equal cost per width (~ members x width^2 x depth): narrower networks get proportionally more members.
         count = members * widths[-1] // width
         step(i + 1, len(widths) + 1, f"{count} networks of width {width}")
-        spec = network(config, width).spec
+        spec = network(width).spec
         ks = last_layer_kernels(x, spec.hidden_layers, spec.width, count, activation=spec.activation,
                                 W_std=spec.W_std, b_std=spec.b_std, seed=int(generator.integers(2**31)))
         errors[i], noise_norms[i], post = _posterior_errors(ks, batches, n_train, y, noise, exact,

@@ -22,6 +22,7 @@ rivals.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -36,26 +37,23 @@ PREDICTED_SLOPE = -0.5
 RIVAL_SLOPES = {"slope-zero": 0.0, "slope-minus-one": -1.0}
 
 
-def network(config: dict[str, Any], width: int) -> stax.Layer:
-    """The claim's MLP at ``width``: its infinite-width kernel and its finite net from one description."""
-    return stax.MLP(int(config["hidden_layers"]), width, config["activation"], float(config["W_std"]),
-                    float(config["b_std"]))
-
-
 def run(config: dict[str, Any], seed: int) -> Result:
     generator = rng(seed)
+    # One description of the net at any width: its kernels and its finite versions (kernels.stax.MLP).
+    network = partial(stax.MLP, config["hidden_layers"], activation=config["activation"], W_std=config["W_std"],
+                      b_std=config["b_std"])
     widths = [int(w) for w in config["widths"]]
     seeds = int(config["seeds"])
     x = generator.standard_normal((int(config["n_inputs"]), int(config["in_dim"])))
     # NTK parameterization: the limit is the same for every width, so any width's description gives it.
-    analytic = network(config, widths[0]).kernel_fn(x).ntk
+    analytic = network(widths[0]).kernel_fn(x).ntk
     errors = np.empty((len(widths), seeds))
     largest = None
     total = len(widths) * seeds
     for i, width in enumerate(widths):
         for s in range(seeds):
             # Independent nets for every (width, seed) point, so the regression residuals are independent.
-            net = network(config, width).module((x.shape[1],), seed=int(generator.integers(2**31)))
+            net = network(width).module((x.shape[1],), seed=int(generator.integers(2**31)))
             empirical = empirical_ntk(net, x, dtype="float64")
             errors[i, s] = np.linalg.norm(empirical - analytic) / np.linalg.norm(analytic)
             largest = empirical

@@ -35,6 +35,7 @@ rejected rivals.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -49,21 +50,18 @@ def _rms(values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
     return np.sqrt(np.mean(np.square(values), axis=axis))
 
 
-def network(config: dict[str, Any], width: int) -> stax.Layer:
-    """The claim's MLP at ``width``: its infinite-width kernels and its finite net from one description."""
-    return stax.MLP(int(config["hidden_layers"]), width, config["activation"], float(config["W_std"]),
-                    float(config["b_std"]))
-
-
 def run(config: dict[str, Any], seed: int) -> Result:
     generator = rng(seed)
+    # One description of the net at any width: its kernels and its finite versions (kernels.stax.MLP).
+    network = partial(stax.MLP, config["hidden_layers"], activation=config["activation"], W_std=config["W_std"],
+                      b_std=config["b_std"])
     n_train, n_test, dim = int(config["n_train"]), int(config["n_test"]), int(config["in_dim"])
     x = generator.standard_normal((n_train + n_test, dim))
     # A smooth target, so the kernel regression interpolant is meaningful on the test points.
     direction = generator.standard_normal(dim) / math.sqrt(dim)
     y = np.sin(2.0 * x @ direction)[:, None]
     x_train, x_test, y_train = x[:n_train], x[n_train:], y[:n_train]
-    kernels = network(config, int(config["width"])).kernel_fn(x)  # NTK parameterization: any width's limit
+    kernels = network(int(config["width"])).kernel_fn(x)  # NTK parameterization: any width's limit
     kernel, nngp = kernels.ntk, kernels.nngp
     k_tt = kernel[:n_train, :n_train]
     lam_max = float(np.linalg.eigvalsh(k_tt)[-1])
@@ -71,7 +69,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
     steps = int(config["steps"])
     record = np.unique(np.concatenate([[0], np.geomspace(1, steps, int(config["points"])).astype(int)]))
 
-    net = network(config, int(config["width"])).module((dim,), seed=int(generator.integers(2**31)))
+    net = network(int(config["width"])).module((dim,), seed=int(generator.integers(2**31)))
     ntk_init = empirical_ntk(net, x)
     step(1, 4, "trained network: gradient descent")
     trajectory = train_mse_gd(net, x_train, y_train, lr, record, x_test=x_test)
@@ -104,7 +102,7 @@ def run(config: dict[str, Any], seed: int) -> Result:
 
     # Control 1: deviation vs width over several independent nets per width (the judged net included).
     def deviation_of(width: int) -> float:
-        other = network(config, width).module((dim,), seed=int(generator.integers(2**31)))
+        other = network(width).module((dim,), seed=int(generator.integers(2**31)))
         run_ = train_mse_gd(other, x_train, y_train, lr, record, x_test=x_test)
         if run_.diverged_step is not None:
             raise Diverged(run_.diverged_step)
