@@ -13,9 +13,8 @@ tolerances are fixed here, before any run:
   Adam; after the first ``EARLY`` steps for an unstable forecast): from the first measurement at or above T on
   (if at least 3), the median of s/T (prediction 1, tolerance EOS_TOL = 0.1: Cohen et al. 2021, sec. 3, sharpness
   "hovers just above 2/eta"); otherwise the maximum of s/T (prediction: <= 1 + EOS_TOL, no sustained edge).
-  (An earlier version started the median at 0.9 T, which counts the sharpening ramp below T as "hovering": fixed
-  after the first digits run showed it.) A diverged run agrees only if the
-  forecast said unstable.
+  (Fixed after the first digits run: a median started at 0.9 T counts the sharpening ramp below T as
+  "hovering".) A diverged run agrees only if the forecast said unstable.
 - ``batch_size``: B_simple from a few batches after a short pilot (``pilot_steps`` GD steps on a copy) vs the
   median ``grad_noise`` the Observer measured after the pilot's steps within the first ``BATCH_WINDOW`` of
   training; agrees within a factor 2 (|log2 ratio| <= 1): McCandlish et al. (2018, fig. 4)
@@ -25,9 +24,9 @@ tolerances are fixed here, before any run:
   rival rate, +-1/2: SP's hidden layers with SGD, NTP's vanishing features); the control is SP's largest |slope|,
   which must exceed SLOPE_TOL (so the check can fail); SP coordinates that overflow count as blown up. The check
   runs in muP's domain (widths 8-32x the proxy = base width, 3 seeds, SGD lr capped at 1/lambda of the base
-  model: :mod:`.width`); the user's own widths and lr are shown as an unscored boundary. (Issue 17: the first
-  version measured at the user's widths with the base at the smallest of them and scored the pre-asymptotic
-  sqrt(base/width) transient instead of muP's prediction; see :mod:`.width`.)
+  model: :mod:`.width`); the user's own widths and lr are shown as an unscored boundary. (These rules were
+  fixed after a first look, which measured at the user's widths with the base at the smallest of them and scored
+  the pre-asymptotic sqrt(base/width) transient instead of muP's prediction; see :mod:`.width`.)
 - ``loss``: the final value of the loss metric lies in the forecast's bootstrap band (tolerance: the band's
   half-width on the side of the measurement).
 """

@@ -26,15 +26,15 @@ The check is run in muP's domain, by rules fixed in :data:`CHECK_FACTORS`, :data
 - the user's own widths and lr (base = proxy = smallest width) are measured too and reported as a boundary, not
   scored.
 
-Changes (issue 17): the first version measured at the user's widths (8, 16, 32) with the base at the smallest of
-them, one seed, at the user's lr (0.14, 0.93x the stability ceiling): on the digits CNN the muP change slopes were
--0.50, -0.49, -0.72 (and -0.78, -0.55, -0.55 over widths 8-64), so the card said "disagrees". Diagnosis, all on that
-CNN: (1) with the base at the smallest width the init-output term above dominates: subtracting the output at init
-(f-f0) brought the slopes over widths 8-64 from (-0.25, -0.26, -0.16) to (0.04, 0.01, 0.03) at lr 0.02; (2)
-single-seed slopes over widths 8-32 ranged from -0.07 to -0.41 between seed triples (the ``mup`` package's own
-MuReadout/MuSGD gave the same spread), i.e. the measurement had no resolution at the tolerance; (3) at lr 0.14 even
-widths 64-256 gave readout slopes from -0.10 to -0.47 between seed triples, while at lr 0.07 and 0.02 every layer
-stayed within 0.2 of 0. Why: the top eigenvalue of the lr-preconditioned Hessian (``P^1/2 H P^1/2``, ``P`` the
+Choices fixed after a first look: a first look measured at the user's widths (8, 16, 32) with the base at the
+smallest of them, one seed, at the user's lr (0.14, 0.93x the stability ceiling): on the digits CNN the muP change
+slopes were -0.50, -0.49, -0.72 (and -0.78, -0.55, -0.55 over widths 8-64), so the card said "disagrees". Diagnosis,
+all on that CNN: (1) with the base at the smallest width the init-output term above dominates: subtracting the
+output at init (f-f0) brought the slopes over widths 8-64 from (-0.25, -0.26, -0.16) to (0.04, 0.01, 0.03) at lr
+0.02; (2) single-seed slopes over widths 8-32 ranged from -0.07 to -0.41 between seed triples (the ``mup`` package's
+own MuReadout/MuSGD gave the same spread), i.e. the measurement had no resolution at the tolerance; (3) at lr 0.14
+even widths 64-256 gave readout slopes from -0.10 to -0.47 between seed triples, while at lr 0.07 and 0.02 every
+layer stayed within 0.2 of 0. Why: the top eigenvalue of the lr-preconditioned Hessian (``P^1/2 H P^1/2``, ``P`` the
 per-parameter SGD lr multipliers) of the muP nets at init (seed 0, 64 examples) is 22.1, 21.5, 17.6 at widths 8, 16,
 32 and 14.5, 16.0, 15.0 at 64, 128, 256 (the same on 256 and 1200 examples): lr 0.14 puts lr*lambda at 3.1 on the
 proxy (past GD's ceiling 2: ``parametrize`` re-initialises with ``N(0, 1/fan_in)``, which is sharper than torch's

@@ -34,8 +34,9 @@ exactly Sigma / B). Target: the loss at which ``target_fraction`` of the initial
   differs across B) plus the fit's variance (delta method); tolerance: the two-sided 95% Bonferroni t quantile
   over the held-out points times that standard error, plus the measurement's resolution of half a step (0.5/S in
   log units: crossings are interpolated within a step; it matters only at large B, where S ~ S_min ~ 10 steps).
-  (A first version pooled the variance over B, df = m (R - 1); one replicate's outlier at one B then failed 2 of
-  10 seeds at 1.02-1.07: the spread is not the same at every B, so per-point variances are the right model.)
+  (Fixed after a first look: with the variance pooled over B, df = m (R - 1), one replicate's outlier at one B
+  failed 2 of 10 seeds at 1.02-1.07; the spread is not the same at every B, so per-point variances are the right
+  model.)
 - B_crit judged against B_pred within a factor of 10 (|log10(B_crit / B_pred)| <= 1), fixed before the run: the
   paper offers B_simple as an order-of-magnitude predictor of B_crit (its cross-task comparisons show the two
   tracking each other over several orders of magnitude, not matching; B_simple is itself only a proxy for

@@ -38,13 +38,13 @@ Choices the theory does not fix: width 64 in muP relative to base width 32, ReLU
 examples (as ``mup-transfer``), depths by doubling, an lr grid of step 2^0.25. The optimum sits at the stability
 edge (the largest lr that does not diverge in 40 steps), as for short training in ``mup-transfer``.
 
-Changes after pilot runs (the verdicts in the report come from the changed config): the first version swept depths
-1, 2, 4, 8 with init gain 1 and an lr step of 2^0.5; Depth-muP's lr* then fell by up to 0.75 in log2 from L = 1-2
-to L = 4 and was flat beyond (per-depth optima on task seed 3: -2.0, -2.25, -3.0, -2.85, -2.75 for L = 1..16), so the
-slope was rejected on seed 3 of 0-9 (and on seed 2 too with a 2^0.25 grid).
+Choices fixed after pilot runs (the reported verdicts use them): a pilot swept depths 1, 2, 4, 8 with init gain 1
+and an lr step of 2^0.5; Depth-muP's lr* then fell by up to 0.75 in log2 from L = 1-2 to L = 4 and was flat beyond
+(per-depth optima on task seed 3: -2.0, -2.25, -3.0, -2.85, -2.75 for L = 1..16), so the slope was rejected on seed 3
+of 0-9 (and on seed 2 too with a 2^0.25 grid).
 The theory is a large-depth limit (Tensor Programs VI, sec. 3: the ``1/sqrt(L)`` scaling fixes the limit, with
 finite-depth corrections), and one or two blocks are not in its domain:
-depths now start at 4 blocks (the base depth, where Depth-muP and the standard net coincide). To keep the standard
+depths start at 4 blocks (the base depth, where Depth-muP and the standard net coincide). To keep the standard
 arm's lr* inside an affordable grid at 16-32 blocks, the init gain is 0.5 (stream growth 1.125^L instead of 1.5^L);
 the grid step is 2^0.25 so that an edge-limited optimum is not quantised to half-octaves.
 """

@@ -49,11 +49,11 @@ per-statement 95% interval would fail a true theory on ~1 seed in 5):
 Control ``width-independent-lr``: "the largest stable lr does not depend on width (exponent 0, as muP arranges
 for the optimum)", judged like (b), must be rejected.
 
-Changes (issue 12): the old claim bracketed the largest lr that "converged" (lr_max lambda_0 = 12-52, 75-100% dead
-ReLUs, runs ending at the constant-predictor loss counted as converged) and counted the finite-width bias of the
-exponent as tolerance. Now the onset 2/lambda_0 is tested per width, the input layer and biases are frozen so
-lambda_0 ~ width exactly, converged means beating the trivial predictor by a stated margin, and the exponent-0
-rival is a control.
+Choices fixed after a first look: a first design bracketed the largest lr that "converged" (lr_max lambda_0 =
+12-52, 75-100% dead ReLUs, runs ending at the constant-predictor loss counted as converged) and counted the
+finite-width bias of the exponent as tolerance. The onset 2/lambda_0 is tested per width, the input layer and
+biases are frozen so lambda_0 ~ width exactly, converged means beating the trivial predictor by a stated margin,
+and the exponent-0 rival is a control.
 """
 
 from __future__ import annotations

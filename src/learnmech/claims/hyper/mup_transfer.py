@@ -14,9 +14,9 @@ experiment can see a drift when there is one; ``mup-drifts-like-sp``: "under muP
 (muP slope -1) must be rejected. The SP slope's distance from its NTK-limit value -1 is reported
 (``sp_slope_vs_minus_1``), not judged: at these widths the input layer's O(1) share of the NTK makes it shallower.
 
-Changes (issue 12): the SP arm was only shown; its drift is now a control that must be rejected (with the
-muP-drifts rival), tolerances use t-quantiles instead of 2 sigma, and a fourth width (32) and seed were added
-so that those controls can be rejected at all (with 3 widths and 3 seeds t95 x SE was 1.2: no power).
+Choices fixed after a first look: the SP arm's drift is a control that must be rejected (with the muP-drifts
+rival), not only shown; tolerances use t-quantiles, not 2 sigma; and a first design's 3 widths and 3 seeds gave
+t95 x SE = 1.2 (no power to reject those controls), so a fourth width (32) and a fourth seed were added.
 
 Domain (a choice made after a run, stated as such): the full config stops at width 256 and uses 8 seeds. With width
 512, SP's loss-vs-lr curve at seed 0 had a second, deeper minimum at log2 lr = -4.5, far above its stable-phase

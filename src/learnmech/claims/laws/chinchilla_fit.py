@@ -18,9 +18,9 @@ alpha = 0.34, beta = 0.28), judged against our refit with the same metric and to
 SEs away in E and beta, so the experiment can tell the two tables apart. Our own bootstrap standard errors and
 compute-optimal exponent are in the metrics.
 
-Changes (issue 12): the prediction used to be this package's own earlier refit ("Epoch" constants E = 1.817,
-A = 478, B = 2143, alpha = 0.3473, beta = 0.3672), i.e. the claim compared us with ourselves. It now predicts the
-published Besiroglu et al. table, judged in the published SEs, and Hoffmann et al.'s table is a coded control.
+Choices fixed after a first look: the prediction is the published Besiroglu et al. table, judged in the published
+SEs, not this package's own refit ("Epoch" constants E = 1.817, A = 478, B = 2143, alpha = 0.3473, beta = 0.3672),
+which a first design used, i.e. it compared us with ourselves; Hoffmann et al.'s table is a coded control.
 """
 
 from __future__ import annotations

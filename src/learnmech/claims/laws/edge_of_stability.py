@@ -27,10 +27,10 @@ Control (rejected): "the sharpness stays at its initial value" (no progressive s
 late ratio equals the ratio at initialisation; same error (max |ratio - prediction| over the learning rates at the
 edge) and tolerance.
 
-Changes (issue 12): lr = 0.15 had been dropped from the full config after it failed (its sharpness was still
-rising through the window: ratio 0.80 after 2000 steps, 0.98 after 3000). It is back, and the precondition above
-decides, by a rule written before the run, which learning rates are judged; the "stays at its initial value" rival
-is a coded control.
+Choices fixed after a first look: lr = 0.15 failed in a first look at the full config (its sharpness was still
+rising through the window: ratio 0.80 after 2000 steps, 0.98 after 3000). It stays in the full config, and the
+precondition above decides, by a rule written before the run, which learning rates are judged; the "stays at its
+initial value" rival is a coded control.
 """
 
 from __future__ import annotations

@@ -35,10 +35,10 @@ per held-out cell d = (log error additive)^2 - (log error interaction); a form i
 interval of mean d excludes 0 on its side, else the two are "not distinguishable". This is reported as a
 labelled comparison (metrics ``mlp_comparison`` and a figure panel), not as the verdict.
 
-Changes (issue 12): the verdict used to be whether the additive law fitted on small MLP runs predicted the
-largest runs (max |z| < 3), with D >= 128 chosen after a failure at D = 64. The additive law is an ansatz, so the
-claim now judges the theory where it is derived (random features, Maloney et al. 2022) with no fitted
-parameter, adds a rival-exponent control, and turns the MLP sweep into a form comparison with an a-priori D rule.
+Choices fixed after a first look: a first design judged whether the additive law fitted on small MLP runs
+predicted the largest runs (max |z| < 3), with D >= 128 chosen after a failure at D = 64. The additive law is an
+ansatz, so the verdict judges the theory where it is derived (random features, Maloney et al. 2022) with no fitted
+parameter and a rival-exponent control, and the MLP sweep is a form comparison with an a-priori D rule.
 """
 
 from __future__ import annotations

@@ -30,17 +30,17 @@ discriminate; it is reported in the metrics, not judged.
 Control (rejected): the same NC2/NC3 judgement on the features at initialisation (no training, hence no
 collapse), with the null built from those features: a random network's class means are far from an ETF.
 
-Changes (issue 12): the verdict used to count four qualitative criteria (NC2 and NC3 only had to "decrease", NC4
-not to grow, although it starts at 0). NC2 and NC3 are now judged against the ETF targets with thresholds from the
-finite-sample expectation, the 10x is stated as the claim's own choice, NC4 left the verdict, and the
-untrained-network control is coded. Finding (this code, quick seeds 0-9 and full seeds 0-2): NC1 collapses
+Choices fixed after a first look: a first design counted four qualitative criteria (NC2 and NC3 only had to
+"decrease", NC4 not to grow, although it starts at 0). NC2 and NC3 are judged against the ETF targets with
+thresholds from the finite-sample expectation, the 10x is stated as the claim's own choice, NC4 is reported but not
+judged, and the untrained-network control is coded. Measured (quick seeds 0-9 and full seeds 0-2): NC1 collapses
 (13-100x since the TPT onset in the quick config, 75-330x in the full one), but at the end the NC2 statistics are
 7-70x and NC3 900-7000x above their finite-sample thresholds (NC2 angle ~0.05, NC3 ~0.3-0.45): the class means
 settle into a geometry that is not the simplex ETF, and the classifier is not self-dual, so the claim disagrees.
 This is not only AdamW's doing: an exploratory run (seed 0) with full-batch gradient descent on the L2-regularised
 square loss (the setting of Han, Papyan & Donoho 2022; weight decay 1e-2, lr 0.2, 3000 steps) plateaus at NC2
-angle 0.031 and NC3 0.026, still ~4x and ~17x above the same kind of threshold. The old qualitative criteria
-("decreases since the onset") are kept as a labelled boundary metric.
+angle 0.031 and NC3 0.026, still ~4x and ~17x above the same kind of threshold. The first design's qualitative
+criteria ("decreases since the onset") are reported as a labelled boundary metric.
 """
 
 from __future__ import annotations

@@ -54,9 +54,8 @@ rival rejected, 39-51 s. The bare asymptote 1/3 lies within the tolerance on all
 (0.376: 0.043 from 1/3 against a tolerance of 0.042; metric ``asymptote_within_tolerance``), the finite-grid bias
 that the staircase prediction accounts for.
 
-Why not Sharma & Kaplan (2020): the issue allows their ``alpha ~ 4/d`` teacher-student law as a fallback if the
-quanta experiment cannot run on 2 cores; it can (timings in the report of issue 15), so the paper's own setting
-is used.
+Why not Sharma & Kaplan (2020): their ``alpha ~ 4/d`` teacher-student law is the fallback where the quanta
+experiment cannot run on 2 cores; it can (timings under "Measured" above), so the paper's own setting is used.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ sets the exponent, beta = a - 1 (the resolution-limited rule of Bahri et al. 202
 which ignores the target's power); (2) the saturated branch beta = 2a (what the learning curve would show if the
 target were smooth enough, b - 1 > 2a). With a = 1.5, b = 2.5 they predict 0.5 and 3, against min(b - 1, 2a) = 1.5.
 
-Changes (issue 12): the two rival exponents are coded as controls, and the figure draws the prediction's tolerance
+Design choices: the two rival exponents are coded as controls, and the figure draws the prediction's tolerance
 band (the 95% Student-t half-width) and the rivals.
 """
 

@@ -16,8 +16,9 @@ Controls (rival predictions of the same measured min-norm risks, judged with the
 risk, the monotone curve of the same model); ``half-noise``, the isotropic formula with half the true label-noise
 variance (the peak's height is set by the noise: a rival that misreads it must fail). Both must be rejected.
 
-Changes (issue 12): Bonferroni t-quantile instead of a fixed 3 SE per point (a fixed z over 30-40 points with
-sigma from 20-40 seeds flips on some seeds); the two controls; the prediction's tolerance band is drawn.
+Choices fixed after a first look: the Bonferroni t-quantile, not a fixed 3 SE per point (a fixed z over 30-40
+points with sigma from 20-40 seeds flips on some seeds); the two controls; the figure draws the prediction's
+tolerance band.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ threshold (1% of its activation level); (iv) at the largest judged alpha the phy
 jumps, ``(t~_{k+1} - t~_k) log(1/alpha) / 2``, is at least the sum of the two coordinates' 10%-90% rise times
 ``log(81) / (4 |g_j|)`` (:func:`learnmech.solvable.saddle.activation_rates`: a logistic rise at the escape rate
 ``4 |g_j|``; each window extends about half its length either side of its jump, so this is a factor 2 margin).
-Rules (iii) and (iv) were added after pilot runs (quick seed 0, full seed 2) in which windows overlapped at
+Rules (iii) and (iv) were set after pilot runs (quick seed 0, full seed 2) in which windows overlapped at
 ``alpha = 1e-4`` while order and timing agreed: in one, a coordinate with
 ``|s_i| = 0.83`` at the previous jump (size ``alpha^0.34 = 0.04`` at ``alpha = 1e-4``, near its 10% threshold 0.06)
 started rising inside the previous window; in the other, two jumps only 1.1 time units apart at ``alpha = 1e-4``

@@ -23,10 +23,11 @@ Headline error = max(balanced error / Euler bound, |random slope - predicted| / 
 Controls (judged on the random-init slope with the same tolerance): ``time-independent-of-s`` (slope 0: all modes
 learned at once) and ``time-inverse-square`` (t ~ 1/s^2, slope -2). Both must be rejected.
 
-Changes (issue 12): the balanced aligned init makes GD integrate the exact ODE (the error is identical on every seed:
-it only checks the Euler discretisation), so the realistic random init is now judged too, and the rival timing laws
-are controls. Measured before this change: random-init half-times -7%..+1% (quick) and -8%..-19% (full, 32 hidden
-units) from the closed form with the same a0, i.e. slightly earlier; the slope is what the theory fixes.
+Choices fixed after a first look: the balanced aligned init makes GD integrate the exact ODE (the error is
+identical on every seed: it only checks the Euler discretisation), so the realistic random init is judged too, and
+the rival timing laws are controls. Seen in that first look: random-init half-times -7%..+1% (quick) and -8%..-19%
+(full, 32 hidden units) from the closed form with the same a0, i.e. slightly earlier; the slope is what the theory
+fixes.
 """
 
 from __future__ import annotations

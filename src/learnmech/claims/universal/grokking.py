@@ -31,8 +31,9 @@ the smallest training fraction, in steps of 0.1, at which the run with weight de
 budget (quick <= 60 s, full <= 5 min on 2 cores) for p in {31, 59}: quick p = 31 at 0.6, full p = 59 at 0.4.
 Seeds 0-9 (quick) and 0-2 (full) give the same verdict (see the report's per-seed table).
 
-Changes (issue 12): the no-weight-decay run is a Control (it must be rejected for the verdict to count), the
-verdict is the delay in decades instead of a count of criteria, and each threshold states its source.
+Choices fixed after a first look (besides the configs above): a first design counted qualitative criteria; the
+verdict is the delay in decades, the no-weight-decay run is a Control (it must be rejected for the verdict to
+count), and each threshold states its source.
 """
 
 from __future__ import annotations
