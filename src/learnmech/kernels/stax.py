@@ -759,6 +759,15 @@ def _windows(filter_shape: Any, strides: Any, padding: Any, name: str) -> list[_
     return [_Window(f, s, p) for f, s, p in zip(filt, stride, pads, strict=True)]
 
 
+def _out_spatial(windows: Sequence[_Window], spatial: Shape, name: str, what: str) -> Shape:
+    """Per-input output spatial shape of a windowed layer (``name``, e.g. "Conv"; ``what``: "filter" or "window")
+    on inputs of per-input spatial shape ``spatial``, which needs one dimension per window dimension."""
+    if len(spatial) != len(windows):
+        raise ValueError(f"{name} with a {len(windows)}-D {what} needs inputs with {len(windows)} spatial "
+                         f"dimension(s), got per-input spatial shape {spatial}")
+    return tuple(w.resolve(n, name)[2] for w, n in zip(windows, spatial, strict=True))
+
+
 def Conv(  # noqa: N802
     out_chan: int,
     filter_shape: Sequence[int],
@@ -782,10 +791,7 @@ def Conv(  # noqa: N802
     filter_size = math.prod(w.size for w in windows)
 
     def out_spatial(spatial: Shape) -> Shape:
-        if len(spatial) != len(windows):
-            raise ValueError(f"Conv with a {len(windows)}-D filter needs inputs with {len(windows)} spatial "
-                             f"dimension(s), got per-input spatial shape {spatial}")
-        return tuple(w.resolve(n, "Conv")[2] for w, n in zip(windows, spatial, strict=True))
+        return _out_spatial(windows, spatial, "Conv", "filter")
 
     def kernel(state: Any) -> _State:
         state = _single(state, "Conv")
@@ -844,10 +850,7 @@ def AvgPool(  # noqa: N802
     normalize_edges = bool(normalize_edges)
 
     def out_spatial(spatial: Shape) -> Shape:
-        if len(spatial) != len(windows):
-            raise ValueError(f"AvgPool with a {len(windows)}-D window needs inputs with {len(windows)} spatial "
-                             f"dimension(s), got per-input spatial shape {spatial}")
-        return tuple(w.resolve(n, "AvgPool")[2] for w, n in zip(windows, spatial, strict=True))
+        return _out_spatial(windows, spatial, "AvgPool", "window")
 
     def kernel(state: Any) -> _State:
         state = _single(state, "AvgPool")
