@@ -29,7 +29,7 @@ import numpy as np
 from scipy import stats
 
 from learnmech.claims import Claim, Control, Result, step
-from learnmech.kernels import convergence_panels, empirical_ntk, stax
+from learnmech.kernels import asymptotic_exponent, convergence_panels, empirical_ntk, stax
 from learnmech.seeding import rng
 
 PREDICTED_SLOPE = -0.5
@@ -59,12 +59,9 @@ def run(config: dict[str, Any], seed: int) -> Result:
             largest = empirical
             step(i * seeds + s + 1, total, f"width {width}, seed {s}")
 
-    log_w = np.repeat(np.log(widths), seeds)
-    log_e = np.log(errors).reshape(-1)
-    (slope, intercept), cov = np.polyfit(log_w, log_e, 1, cov="unscaled")
-    residuals = log_e - (intercept + slope * log_w)
-    dof = log_e.size - 2
-    slope_se = float(np.sqrt(cov[0, 0] * residuals @ residuals / dof))
+    # The plain log-log slope over all (width, seed) points, its standard error from the residuals.
+    fit = asymptotic_exponent(np.repeat(widths, seeds).astype(float), errors.reshape(-1), corrections=0)
+    slope, intercept, slope_se, dof = fit.exponent, fit.intercept, fit.se, fit.df
     tolerance = float(stats.t.ppf(0.5 + float(config["confidence"]) / 2, dof) * slope_se)
 
     controls = [
