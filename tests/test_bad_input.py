@@ -414,6 +414,8 @@ def test_unwritable_out_and_db_locations(tmp_path, capsys):
     (["sweep", "ntk-convergence", "--grid", "widths=[64,-128]"], "--grid widths[1]"),
     (["sweep", "ntk-convergence", "--grid", "widths=[64,128],[32"], "--grid widths"),
     (["sweep", "ntk-convergence", "--grid", "widths=[64,1.5]"], "--grid widths[1]"),
+    # a renamed config key (the glossary) names its new name
+    (["sweep", "mlp-scaling", "--grid", "rf_input_dim=4096"], "is now called 'rf_in_dim'"),
     (["sweep", "toy-coin", "--grid", "samples=10", "--address", "auto"], "--address"),
     (["sweep", "toy-coin", "--grid", "samples=10", "--backend", "slurm"], "--backend"),
     (["reproduce", "--claims", ""], "--claims"),
