@@ -29,9 +29,9 @@ Measured accuracy (tests/test_kernels_analytic.py; relative, per layer map):
 - tanh and sigmoid vs nested adaptive scipy quadrature (breakpoints at the feature, 1e-11 requested), q from
   1e-2 to 1e8 and rho up to +-(1 - 1e-9): both maps <= 5e-13;
 - end to end, depth 100 with W_std = 2 and first-layer q up to 4e8: the erf callable agrees with the closed-form
-  path to ~1e-13 and tanh with a per-layer scipy recursion to 1e-13. The old polar rule was 1.8e-4 off for
-  E[erf' erf'] at q = 1e4 and 14% at 1e12.
-Cost per pair: ~0.3-0.45 ms for q <~ 30 (about 2x faster than the polar rule it replaces), growing like
+  path to ~1e-13 and tanh with a per-layer scipy recursion to 1e-13. (For comparison, a polar-coordinate rule
+  is 1.8e-4 off for E[erf' erf'] at q = 1e4 and 14% at 1e12.)
+Cost per pair: ~0.3-0.45 ms for q <~ 30 (about 2x faster than that polar rule), growing like
 log(q)^2 (0.8 ms at q = 1e4, 1.6 ms at 1e8; measured on one shared core).
 Inputs: rho is only as accurate as c; near |rho| = 1 the dual maps amplify the rounding of c by 1 / (1 - |rho|).
 """

@@ -103,19 +103,29 @@ def mlp(
 ) -> Callable[..., Kernel]:
     """Infinite-width NNGP/NTK of ``hidden_layers`` Dense+activation layers followed by a Dense readout.
 
-    Args:
-        hidden_layers: number of hidden (Dense, activation) blocks, >= 0.
-        activation: "relu", "erf", "gelu" (exact x Phi(x)), "tanh", "identity", or an elementwise callable
-            (torch or numpy) whose kernels are computed by 2-D quadrature.
-        W_std, b_std: weight and bias standard deviations (>= 0), as in neural-tangents' ``Dense``.
-        parameterization: "ntk" or "standard" (then the NTK depends on ``width``, which is required).
-        width: hidden width, only used (and required) for ``parameterization="standard"``.
+    Parameters
+    ----------
+    hidden_layers : int
+        Number of hidden (Dense, activation) blocks, >= 0.
+    activation : str or callable
+        "relu", "erf", "gelu" (exact x Phi(x)), "tanh", "identity" (case-insensitive; see
+        :func:`check_activation`), or an elementwise callable (torch or numpy) whose kernels are computed by 2-D
+        quadrature.
+    W_std, b_std : float
+        Weight and bias standard deviations (>= 0), as in neural-tangents' ``Dense``.
+    parameterization : str
+        "ntk" or "standard" (then the NTK depends on ``width``, which is required).
+    width : int, optional
+        Hidden width, only used (and required) for ``parameterization="standard"``.
 
-    Returns:
-        ``kernel_fn(x1, x2=None, dtype=np.float64) -> Kernel``: x1 (n1, d), x2 (n2, d) or None (= x1); the
-        kernels are (n1, n2) arrays of ``dtype``. ``dtype=np.float32`` runs the closed-form recursion in single
-        precision (about 2x faster); error bound 1e-3 of the largest entry at depth 10 (measured ~1e-6 for
-        random inputs; nearly parallel inputs lose up to sqrt(eps_32) ~ 3e-4 in arccos near correlation 1).
+    Returns
+    -------
+    kernel_fn : callable
+        ``kernel_fn(x1, x2=None, dtype=np.float64) -> Kernel``: x1 ``(n1, in_dim)``, x2 ``(n2, in_dim)`` or None
+        (= x1); the kernels are ``(n1, n2)`` arrays of ``dtype`` (output units^2). ``dtype=np.float32`` runs the
+        closed-form recursion in single precision (about 2x faster); error bound 1e-3 of the largest entry at
+        depth 10 (measured ~1e-6 for random inputs; nearly parallel inputs lose up to sqrt(eps_32) ~ 3e-4 in
+        arccos near correlation 1). ``kernels.stax.MLP(...).kernel_fn`` is this function for the same network.
 
     Accuracy (float64): closed forms agree with neural-tangents to ~1e-8 of the largest entry up to depth 100.
     The quadrature (tanh, callables) is accurate to ~1e-10 relative per layer at any pre-activation variance

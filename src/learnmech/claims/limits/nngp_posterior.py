@@ -15,11 +15,11 @@ of them (equal cost per width) and
 :func:`~learnmech.kernels.finite_width.mixture_posterior` conditions the mixture (Rao-Blackwellised importance
 sampling). We compare its mean and covariance with the NNGP posterior at each width, in units of the *prior* on
 the test inputs: ``||m_n - m|| / sqrt(tr K_**)`` and ``||S_n - S||_F / ||K_**||_F``. (The theory states the finite-width
-corrections relative to the prior's moments, so they are measured in those units. Disclosure: a first version of
-this repair divided by the posterior's own norms, which inflates the same correction by ``||K_**|| / ||S||`` wherever
-the data pin the function down; it disagreed on 2 of 4 seeds for that reason. The same trial used observation noise
-1% of the prior variance and equal member counts per width, and the narrow control went unrejected on 2 of 4 seeds
-for lack of effective samples; noise is now 10% and every width gets equal compute.)
+corrections relative to the prior's moments, so they are measured in those units. Choices fixed after a first
+look: dividing by the posterior's own norms inflates the same correction by ``||K_**|| / ||S||`` wherever the data
+pin the function down, and a trial so normalised disagreed on 2 of 4 seeds for that reason; with observation noise
+1% of the prior variance and equal member counts per width the narrow control went unrejected on 2 of 4 seeds for
+lack of effective samples, so the noise is 10% and every width gets equal compute.)
 
 Tolerance at width n (fixed a priori, shrinking with width): Monte-Carlo noise, ``t`` (two-sided ``confidence``
 Student-t quantile, ``batches - 1`` dof) times the RMS norm of the estimate's noise from ``batches`` batch means,
