@@ -43,3 +43,27 @@ def run_peer(name: str, requirements: list[str], script: str | Path, *args: str,
     if proc.returncode != 0:
         raise RuntimeError(f"peer script {script} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc.stdout
+
+
+#: Source prepended to a neural-tangents worker script (run in the peer venv, where this package is not importable):
+#: one timing routine for ``kernel_fn(x, None, ("nngp", "ntk"))`` and one way to hand its kernels back as files.
+NT_KERNEL_TIMING = r'''
+import json, sys, time, statistics
+import jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np
+
+
+def timed_kernels(fn, x, repeats, out_prefix):
+    """Median seconds of ``repeats`` calls fn(x, None, ("nngp", "ntk")) (already warmed up); the last call's
+    kernels are saved as ``{out_prefix}_nngp.npy`` and ``{out_prefix}_ntk.npy``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn(x, None, ("nngp", "ntk"))
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - start)
+    np.save(f"{out_prefix}_nngp.npy", np.asarray(out.nngp))
+    np.save(f"{out_prefix}_ntk.npy", np.asarray(out.ntk))
+    return statistics.median(times)
+'''

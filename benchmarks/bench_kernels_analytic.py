@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from _measure import median_seconds, relative_error  # noqa: E402
-from _peers import NT_REQUIREMENTS, run_peer  # noqa: E402
+from _peers import NT_KERNEL_TIMING, NT_REQUIREMENTS, run_peer  # noqa: E402
 
 from learnmech.kernels import mlp  # noqa: E402
 
@@ -40,11 +40,7 @@ AGREE_F64 = 1e-5
 # float32: both libraries are compared with our float64 result; arccos near correlation 1 costs sqrt(eps32) ~ 3e-4.
 AGREE_F32 = 1e-3
 
-NT_WORKER = r'''
-import json, sys, time, statistics
-import jax
-jax.config.update("jax_enable_x64", True)
-import numpy as np
+NT_WORKER = NT_KERNEL_TIMING + r'''
 from neural_tangents import stax
 
 x_path, out_dir, depth, w_std, b_std, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), \
@@ -58,17 +54,8 @@ for act in acts:
     _, _, kernel_fn = stax.serial(*hidden, stax.Dense(1, w_std, b_std))
     fn = jax.jit(kernel_fn, static_argnames="get")
     for name, x in (("float64", x64), ("float32", x64.astype(np.float32))):
-        out = fn(x, None, ("nngp", "ntk"))
-        jax.block_until_ready(out)  # warm-up: compilation
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            out = fn(x, None, ("nngp", "ntk"))
-            jax.block_until_ready(out)
-            times.append(time.perf_counter() - start)
-        np.save(f"{out_dir}/{act}_{name}_nngp.npy", np.asarray(out.nngp))
-        np.save(f"{out_dir}/{act}_{name}_ntk.npy", np.asarray(out.ntk))
-        report[f"{act}_{name}"] = statistics.median(times)
+        jax.block_until_ready(fn(x, None, ("nngp", "ntk")))  # warm-up: compilation
+        report[f"{act}_{name}"] = timed_kernels(fn, x, repeats, f"{out_dir}/{act}_{name}")
 print(json.dumps(report))
 '''
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from _measure import median_seconds, relative_error  # noqa: E402
-from _peers import NT_REQUIREMENTS, run_peer  # noqa: E402
+from _peers import NT_KERNEL_TIMING, NT_REQUIREMENTS, run_peer  # noqa: E402
 
 from learnmech.kernels import stax  # noqa: E402
 
@@ -45,11 +45,7 @@ REPEATS, QUICK_REPEATS = 2, 1
 TARGET = 2.0
 AGREE_F64, AGREE_F32 = 1e-7, 1e-3
 
-NT_WORKER = r'''
-import json, sys, time, statistics
-import jax
-jax.config.update("jax_enable_x64", True)
-import numpy as np
+NT_WORKER = NT_KERNEL_TIMING + r'''
 import neural_tangents as nt
 from neural_tangents import stax
 
@@ -65,15 +61,7 @@ report = {}
 for name, x in (("float64", x64), ("float32", x64.astype(np.float32))):
     warm = fn(x[:batch], None, ("nngp", "ntk"))  # compilation
     jax.block_until_ready(warm)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn(x, None, ("nngp", "ntk"))
-        jax.block_until_ready(out)
-        times.append(time.perf_counter() - start)
-    np.save(f"{out_dir}/{name}_nngp.npy", np.asarray(out.nngp))
-    np.save(f"{out_dir}/{name}_ntk.npy", np.asarray(out.ntk))
-    report[name] = statistics.median(times)
+    report[name] = timed_kernels(fn, x, repeats, f"{out_dir}/{name}")
 print(json.dumps(report))
 '''
 
