@@ -137,7 +137,7 @@ def _parse_grid(items: Sequence[str], claim_name: str, quick: bool) -> dict[str,
     """``--grid KEY=V1,V2`` flags -> {key: values}, every value checked against the claim's defaults
     (:func:`learnmech.run.runner.check_config`) before anything runs; UsageError naming the flag otherwise."""
     from .claims import get
-    from .run.jobs import renamed_keys
+    from .run.jobs import check_key
     from .run.runner import check_config
 
     claim = get(claim_name)
@@ -148,12 +148,10 @@ def _parse_grid(items: Sequence[str], claim_name: str, quick: bool) -> dict[str,
         key = key.strip()
         if not sep or not key or not values.strip():
             raise UsageError(f"--grid {item!r}: expected KEY=V1,V2,...")
-        if key not in base and key in renamed_keys(claim):
-            raise UsageError(f"--grid {key}: claim {claim_name}'s config key {key!r} is now called "
-                             f"{renamed_keys(claim)[key]!r} (the glossary in docs/architecture.md); use that name")
-        if key not in base:
-            raise UsageError(f"--grid {key}: claim {claim_name} has no config key {key!r}; keys: {', '.join(base)}"
-                             f" (see `learnmech sweep {claim_name} --help`)")
+        try:
+            check_key(claim, key, name=f"--grid {key}")
+        except ValueError as exc:
+            raise UsageError(f"{exc} (see `learnmech sweep {claim_name} --help`)") from None
         if key in grid:
             raise UsageError(f"--grid {key}: given twice; put all its values in one flag: --grid {key}=V1,V2,...")
         try:

@@ -207,17 +207,23 @@ def _check_value(claim: Claim, key: str, value: Any, defaults: Sequence[Any], wh
                 _check_value(claim, key, item, elements, f"{where}[{i}]")
 
 
-def check_config(claim: Claim, config: Mapping[str, Any], *, name: str = "config") -> None:
-    """Refuse a config before it runs: ValueError naming ``name`` and the key when a value does not fit the
-    claim's quick/full defaults (see :func:`_check_value` for the rules) or a key is unknown (an old name of a
-    renamed key, :data:`RENAMED_ATTRIBUTE`, gets the new name)."""
+def check_key(claim: Claim, key: str, *, name: str = "config") -> None:
+    """Refuse a config key the claim does not have: ValueError naming ``name`` and the key, listing the claim's
+    keys (an old name of a renamed key, :data:`RENAMED_ATTRIBUTE`, gets the new name instead)."""
+    if key in claim.quick:
+        return
     renamed = renamed_keys(claim)
+    if key in renamed:
+        raise ValueError(f"{name}: claim {claim.name}'s config key {key!r} is now called {renamed[key]!r} "
+                         "(the glossary in docs/architecture.md); use that name")
+    raise ValueError(f"{name}: claim {claim.name} has no config key {key!r}; keys: {', '.join(claim.quick)}")
+
+
+def check_config(claim: Claim, config: Mapping[str, Any], *, name: str = "config") -> None:
+    """Refuse a config before it runs: ValueError naming ``name`` and the key when a key is unknown
+    (:func:`check_key`) or a value does not fit the claim's quick/full defaults (see :func:`_check_value`)."""
     for key, value in config.items():
-        if key not in claim.quick and key in renamed:
-            raise ValueError(f"{name}: claim {claim.name}'s config key {key!r} is now called {renamed[key]!r} "
-                             "(the glossary in docs/architecture.md); use that name")
-        if key not in claim.quick:
-            raise ValueError(f"{name}: claim {claim.name} has no config key {key!r}; keys: {', '.join(claim.quick)}")
+        check_key(claim, key, name=name)
         _check_value(claim, key, value, [claim.quick[key], claim.full[key]], f"{name} {key}")
 
 
