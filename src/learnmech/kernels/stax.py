@@ -1100,8 +1100,8 @@ def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Layer:  # noqa: N802
     a, b, c = float(a), float(b), float(c)
     if not all(math.isfinite(v) for v in (a, b, c)):
         raise ValueError(f"Erf: a, b, c must be finite, got {(a, b, c)}")
-    fn = torch.erf if (a, b, c) == (1.0, 1.0, 0.0) else (lambda x: a * torch.erf(b * x) + c)
-    return _activation(f"Erf(a={a}, b={b}, c={c})", DualMap("erf"), fn, scale_in=b, scale_out=a, shift=c)
+    return _activation(f"Erf(a={a}, b={b}, c={c})", DualMap("erf"), lambda x: a * torch.erf(b * x) + c,
+                       scale_in=b, scale_out=a, shift=c)
 
 
 def Gelu(approximate: bool = False) -> Layer:  # noqa: N802
