@@ -74,7 +74,6 @@ and every parameter inside a named branch. The depth option applies to any schem
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -83,6 +82,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize as torch_parametrize
 
+from .._aliases import renamed_attribute
 from .._checks import one_of, positive_float, positive_int
 from ..seeding import torch_generator
 from .models import SelfAttention
@@ -164,18 +164,9 @@ class ParamRule:
     fan_out_mult: float = 1.0
     query_multiplier: float = 1.0
 
-    @property
-    def init_std(self) -> float:
-        """Deprecated alias of ``std`` (the glossary keeps ``W_std`` for a scale factor, not an absolute std)."""
-        warnings.warn("ParamRule.init_std is deprecated, use ParamRule.std", DeprecationWarning, stacklevel=2)
-        return self.std
-
-    @property
-    def lr_mult(self) -> dict[str, float]:
-        """Deprecated alias of ``lr_multiplier``."""
-        warnings.warn("ParamRule.lr_mult is deprecated, use ParamRule.lr_multiplier", DeprecationWarning,
-                      stacklevel=2)
-        return self.lr_multiplier
+    # The glossary keeps W_std for a scale factor, not an absolute std, hence std.
+    init_std = renamed_attribute("std")
+    lr_mult = renamed_attribute("lr_multiplier")
 
 
 @dataclass

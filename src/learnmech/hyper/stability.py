@@ -20,7 +20,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from .._aliases import renamed
+from .._aliases import renamed, renamed_attribute
 from .._checks import as_array, positive_float, positive_int
 from .batched import gd_lr_grid
 
@@ -180,10 +180,7 @@ class RatioInterval:
     log2_halfwidth: float
     n_samples: int
 
-    @property
-    def n(self) -> int:
-        """Deprecated alias of ``n_samples``."""
-        return self.n_samples
+    n = renamed_attribute("n_samples", warn=False)
 
     def log2_error(self, target: float) -> float:
         """``|log2(mean / target)|``: how far the mean is from ``target`` in doublings."""

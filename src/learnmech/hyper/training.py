@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._aliases import renamed
+from .._aliases import renamed, renamed_attribute
 from .._checks import positive_float, positive_int
 from .._threads import single_threaded  # noqa: F401  (re-exported by learnmech.hyper)
 from ..seeding import torch_generator
@@ -33,10 +33,7 @@ class TrainRun:
     losses: np.ndarray
     diverged_step: int | None
 
-    @property
-    def diverged_at(self) -> int | None:
-        """Deprecated alias of ``diverged_step``."""
-        return self.diverged_step
+    diverged_at = renamed_attribute("diverged_step", warn=False)
 
     @property
     def final_loss(self) -> float:

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from .._aliases import renamed_attribute
 from .._checks import as_array, positive_float, positive_int
 
 __all__ = ["gradient_flow", "gradient_descent", "max_learning_rate", "nngp_posterior", "FlowPrediction", "Posterior",
@@ -392,10 +393,7 @@ class GDTrajectory:
     loss: np.ndarray
     diverged_step: int | None
 
-    @property
-    def diverged_at(self) -> int | None:
-        """Deprecated alias of ``diverged_step``."""
-        return self.diverged_step
+    diverged_at = renamed_attribute("diverged_step", warn=False)
 
 
 def _gd_update(params: list[torch.Tensor], grads: Sequence[torch.Tensor], lr: float, momentum: float,

@@ -23,6 +23,7 @@ import torch
 from scipy import optimize, stats
 from torch import nn
 
+from .._aliases import renamed_attribute
 from .._checks import as_array, positive_float, positive_int
 
 __all__ = ["CenteredScaled", "centered_scaled", "Exponent", "asymptotic_exponent", "KernelTrajectory",
@@ -154,10 +155,7 @@ class KernelTrajectory:
     test: np.ndarray | None
     diverged_step: int | None
 
-    @property
-    def diverged_at(self) -> int | None:
-        """Deprecated alias of ``diverged_step``."""
-        return self.diverged_step
+    diverged_at = renamed_attribute("diverged_step", warn=False)
 
 
 def train_tracking_ntk(
