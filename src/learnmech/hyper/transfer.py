@@ -65,13 +65,23 @@ class LRSweep:
     loss: np.ndarray
     curves: np.ndarray
 
+    @property
+    def log_loss(self) -> np.ndarray:
+        """``(seeds, widths, lrs)`` log of the loss, a diverged run (NaN or inf loss) at ``+inf``."""
+        return np.log(np.where(np.isfinite(self.loss), self.loss, np.inf))
+
+    @property
+    def seed_mean_loss(self) -> np.ndarray:
+        """``(widths, lrs)`` geometric mean of the loss over seeds (one seed's blow-up does not swamp the others;
+        ``inf`` where any seed diverged): the curves whose minima :func:`optimum_drift` locates."""
+        return np.exp(self.log_loss.mean(axis=0))
+
     def loss_panel(self, title: str, label: str = "width {}") -> Panel:
-        """The seed-averaged final loss against log2 lr, one series per width: the curves whose minima
-        :func:`optimum_drift` locates (geometric mean over seeds, so one seed's blow-up does not swamp the others;
-        a diverged lr is a gap). title: the panel's title; label: each series' label, formatted with the width
-        (``"L = {}"`` when the sweep is over depth).
+        """:attr:`seed_mean_loss` against log2 lr, one series per width (a diverged lr is a gap). title: the
+        panel's title; label: each series' label, formatted with the width (``"L = {}"`` when the sweep is over
+        depth).
         """
-        mean_loss = np.exp(np.log(self.loss).mean(axis=0))
+        mean_loss = self.seed_mean_loss
         series = [Series(label.format(int(w)), self.log2_lrs, np.where(np.isfinite(mean_loss[i]), mean_loss[i], np.nan))
                   for i, w in enumerate(self.widths)]
         return Panel(title, "log2 learning rate", "training loss (1/2 MSE)", series, yscale="log")
@@ -155,9 +165,9 @@ def optimum_drift(sweep: LRSweep, *, n_bootstrap: int = 200, seed: int = 0) -> D
 
     n_bootstrap: bootstrap resamples of the seeds (``n_boot`` is a deprecated keyword alias)."""
     n_bootstrap = positive_int(n_bootstrap, "n_bootstrap")
-    log_loss = np.log(np.where(np.isfinite(sweep.loss), sweep.loss, np.inf))
+    log_loss = sweep.log_loss
     log2_widths = np.log2(sweep.widths)
-    optima = optimal_log2_lr(sweep.log2_lrs, np.exp(log_loss.mean(axis=0)))
+    optima = optimal_log2_lr(sweep.log2_lrs, sweep.seed_mean_loss)
     if np.isnan(optima).any():
         raise ValueError("every learning rate diverged at some width; widen the lr grid downwards")
     rng = np.random.default_rng(seed)
